@@ -1,0 +1,295 @@
+"""On-disk artefacts keyed by their parameters, written atomically, resumable in chunks.
+
+Every expensive stage (embeddings, indexes, re-ranking features, quality scores) writes
+an *artefact*: a folder named ``<stage>-<hash of its parameters>`` holding
+``metadata.json`` and arrays saved as ``.npy`` (memory-mapped on load), in the spirit of
+TRAK's saver. A changed parameter gives a different key, so a stale artefact is never
+reused; a folder whose metadata does not match the request is refused with an error.
+
+Folders appear only once complete (written under a temporary name, then renamed).
+Long stages write through :class:`ChunkWriter` into ``<key>.partial`` and record how
+many rows are done after each chunk, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gmval import __version__
+
+FORMAT = 1  # bump when the on-disk layout of artefacts changes
+
+
+class CacheError(RuntimeError):
+    """An artefact on disk is corrupt or does not match the parameters that asked for it."""
+
+
+def canonical(params: dict[str, Any]) -> str:
+    """JSON with sorted keys and no whitespace variance: the text that is hashed."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, (Path, tuple)):
+        return str(obj) if isinstance(obj, Path) else list(obj)
+    raise TypeError(f"parameter of type {type(obj).__name__} cannot be part of a cache key: {obj!r}")
+
+
+def artefact_key(stage: str, params: dict[str, Any]) -> str:
+    """``<stage>-<16 hex digits>`` from the canonical JSON of ``params``."""
+    digest = hashlib.sha256(canonical({"format": FORMAT, **params}).encode()).hexdigest()[:16]
+    return f"{stage}-{digest}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode())
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A complete artefact folder.
+
+    Attributes:
+        path: the folder.
+        metadata: its parsed ``metadata.json``.
+    """
+
+    path: Path
+    metadata: dict[str, Any]
+
+    def array(self, name: str, mmap: bool = True) -> np.ndarray:
+        """The array ``name``, memory-mapped read-only unless ``mmap`` is False."""
+        file = self.path / f"{name}.npy"
+        try:
+            arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CacheError(f"artefact array {file} is unreadable ({exc}); delete {self.path} to recompute") from exc
+        expected = self.metadata.get("arrays", {}).get(name)
+        if expected is not None and list(arr.shape) != expected["shape"]:
+            raise CacheError(f"artefact array {file} has shape {arr.shape}, metadata says {expected['shape']}; "
+                             f"delete {self.path} to recompute")
+        return arr
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The table ``name`` (stored as CSV)."""
+        return pd.read_csv(self.path / f"{name}.csv")
+
+    def file(self, name: str) -> Path:
+        """Path of an extra file stored in the artefact."""
+        return self.path / name
+
+
+class ArtifactStore:
+    """A folder of artefacts. ``root=None`` keeps nothing on disk (every stage recomputes).
+
+    Args:
+        root: the folder; created on first write.
+    """
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = None if root is None else Path(root)
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def _path(self, stage: str, params: dict[str, Any]) -> Path:
+        assert self.root is not None
+        return self.root / artefact_key(stage, params)
+
+    def load(self, stage: str, params: dict[str, Any]) -> Artifact | None:
+        """The artefact computed for exactly ``params``, or None if there is none yet.
+
+        Raises:
+            CacheError: if the folder exists but its metadata is unreadable or records other
+                parameters (a hand-edited or colliding folder); nothing is overwritten.
+        """
+        if self.root is None:
+            return None
+        path = self._path(stage, params)
+        if not path.is_dir():
+            return None
+        meta = _read_metadata(path)
+        if meta.get("stage") != stage or canonical(meta.get("params", {})) != canonical(params):
+            raise CacheError(f"artefact {path} was written for other parameters; refusing to mix "
+                             f"configurations (delete the folder to recompute)")
+        return Artifact(path, meta)
+
+    def save(self, stage: str, params: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
+             tables: dict[str, pd.DataFrame] | None = None,
+             extra: Callable[[Path], None] | None = None) -> Artifact:
+        """Write an artefact atomically and return it.
+
+        Args:
+            stage: stage name (the first part of the folder name).
+            params: everything the result depends on.
+            arrays: arrays saved as ``<name>.npy``.
+            tables: DataFrames saved as ``<name>.csv``.
+            extra: called with the temporary folder to write other files (e.g. a faiss index).
+        """
+        arrays = arrays or {}
+        tables = tables or {}
+        if self.root is None:
+            tmp = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
+            _write_payload(tmp, stage, params, arrays, tables, extra)
+            return Artifact(tmp, _read_metadata(tmp))
+        final = self._path(stage, params)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+        try:
+            _write_payload(tmp, stage, params, arrays, tables, extra)
+            _publish(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return Artifact(final, _read_metadata(final))
+
+    def chunked(self, stage: str, params: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]]
+                ) -> ChunkWriter:
+        """A resumable writer for arrays filled row-chunk by row-chunk.
+
+        Args:
+            arrays: name -> (shape, dtype); all share the first dimension (rows).
+        """
+        return ChunkWriter(self, stage, params, arrays)
+
+
+class ChunkWriter:
+    """Fills memory-mapped arrays in row chunks and survives interruption.
+
+    Use :meth:`pending` to get the row ranges still to compute, :meth:`write` each
+    chunk, then :meth:`finish` to publish the artefact. Progress is committed after
+    every chunk, so a crash loses at most the chunk in flight.
+    """
+
+    def __init__(self, store: ArtifactStore, stage: str, params: dict[str, Any],
+                 arrays: dict[str, tuple[tuple[int, ...], str]]) -> None:
+        rows = {shape[0] for shape, _ in arrays.values()}
+        if len(rows) != 1:
+            raise ValueError(f"chunked arrays must share their first dimension, got {rows}")
+        self.rows = rows.pop()
+        self.store, self.stage, self.params, self.specs = store, stage, params, arrays
+        if store.root is None:
+            self.dir = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
+        else:
+            self.dir = store._path(stage, params).with_name(artefact_key(stage, params) + ".partial")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        spec_meta = {n: {"shape": list(s), "dtype": d} for n, (s, d) in arrays.items()}
+        progress = self.dir / "progress.json"
+        self.done = 0
+        if progress.exists():
+            state = json.loads(progress.read_text())
+            if canonical(state.get("params", {})) != canonical(params) or state.get("arrays") != spec_meta:
+                raise CacheError(f"partial artefact {self.dir} belongs to other parameters; delete it to restart")
+            self.done = int(state["done"])
+        self._state = {"stage": stage, "params": params, "arrays": spec_meta}
+        self.mm = {}
+        for name, (shape, dtype) in arrays.items():
+            file = self.dir / f"{name}.npy"
+            if self.done and file.exists():
+                self.mm[name] = np.load(file, mmap_mode="r+")
+            else:
+                self.mm[name] = np.lib.format.open_memmap(file, mode="w+", dtype=dtype, shape=shape)
+        if not progress.exists():
+            self._commit()
+
+    def pending(self, chunk: int) -> Iterator[slice]:
+        """Row slices of at most ``chunk`` rows not yet written, in order."""
+        for start in range(self.done, self.rows, chunk):
+            yield slice(start, min(start + chunk, self.rows))
+
+    def write(self, rows: slice, **values: np.ndarray) -> None:
+        """Store one chunk (rows must continue where the last chunk ended)."""
+        if rows.start != self.done:
+            raise ValueError(f"chunk starts at row {rows.start}, expected {self.done}")
+        for name, mm in self.mm.items():
+            mm[rows] = values[name]
+            mm.flush()
+        self.done = rows.stop
+        self._commit()
+
+    def _commit(self) -> None:
+        atomic_write_text(self.dir / "progress.json", canonical({**self._state, "done": self.done}))
+
+    def finish(self) -> Artifact:
+        """Publish the completed arrays as an artefact."""
+        if self.done != self.rows:
+            raise RuntimeError(f"{self.stage}: {self.done} of {self.rows} rows written")
+        for mm in self.mm.values():
+            mm.flush()
+        self.mm.clear()
+        (self.dir / "progress.json").unlink()
+        _write_metadata(self.dir, self.stage, self.params,
+                        {n: {"shape": list(s), "dtype": d} for n, (s, d) in self.specs.items()}, [])
+        if self.store.root is None:
+            return Artifact(self.dir, _read_metadata(self.dir))
+        final = self.store._path(self.stage, self.params)
+        _publish(self.dir, final)
+        return Artifact(final, _read_metadata(final))
+
+
+def _write_payload(folder: Path, stage: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                   tables: dict[str, pd.DataFrame], extra: Callable[[Path], None] | None) -> None:
+    specs = {}
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        np.save(folder / f"{name}.npy", arr, allow_pickle=False)
+        specs[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+    for name, df in tables.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    if extra is not None:
+        extra(folder)
+    _write_metadata(folder, stage, params, specs, sorted(tables))
+
+
+def _write_metadata(folder: Path, stage: str, params: dict[str, Any], arrays: dict[str, Any],
+                    tables: list[str]) -> None:
+    meta = {"stage": stage, "params": json.loads(canonical(params)), "arrays": arrays, "tables": tables,
+            "format": FORMAT, "gmval_version": __version__}
+    atomic_write_text(folder / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "metadata.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CacheError(f"artefact {path} has no readable metadata.json ({exc}); delete it to recompute") from exc
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if final.is_dir():  # another process published the same artefact first
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            raise
