@@ -109,17 +109,17 @@ def _map(fn: Callable[[T], R], items: list[T], workers: int) -> list[R]:
         return list(pool.map(fn, items, chunksize=32))
 
 
-def _check_bad(bad: dict[Path, Exception], root: Path, skip: bool) -> None:
+def _describe(bad: dict[Path, Exception], root: Path) -> str:
+    return "\n".join(f"  {p.relative_to(root).as_posix()}: {type(e).__name__}: {e}" for p, e in bad.items())
+
+
+def _raise_bad(bad: dict[Path, Exception], root: Path) -> None:
     if not bad:
         return
-    lines = [f"  {p.relative_to(root).as_posix()}: {type(e).__name__}: {e}" for p, e in bad.items()]
-    if not skip:
-        first, err = next(iter(bad.items()))
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise CorruptImageError(f"cannot read image {first}{more}: {type(err).__name__}: {err}\n"
-                                f"Pass skip_corrupt=True to skip unreadable files. Unreadable:\n"
-                                + "\n".join(lines))
-    warnings.warn(f"skipped {len(bad)} unreadable image(s) in {root}:\n" + "\n".join(lines), stacklevel=3)
+    first, err = next(iter(bad.items()))
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    raise CorruptImageError(f"cannot read image {first}{more}: {type(err).__name__}: {err}\n"
+                            "Pass skip_corrupt=True to skip unreadable files. Unreadable:\n" + _describe(bad, root))
 
 
 def load_folder(
@@ -175,12 +175,13 @@ def load_folder(
                          f"files {where}")
 
     probes = _map(_probe, files, workers)
-    bad = {p: r for p, r in zip(files, probes) if isinstance(r, Exception)}
-    _check_bad(bad, root, skip_corrupt)
-    meta = {p: r for p, r in zip(files, probes) if not isinstance(r, Exception)}
+    bad = {p: r for p, r in zip(files, probes, strict=True) if isinstance(r, Exception)}
+    if not skip_corrupt:
+        _raise_bad(bad, root)
+    meta = {p: r for p, r in zip(files, probes, strict=True) if not isinstance(r, Exception)}
     files = list(meta)
     if not files:
-        raise ValueError(f"no readable images in folder {root}")
+        raise ValueError(f"no readable images in folder {root}:\n{_describe(bad, root)}")
 
     out_mode = mode or ("RGB" if any(colour for _, colour in meta.values()) else "L")
     if target is None:
@@ -197,9 +198,13 @@ def load_folder(
         target = hw
 
     arrays = _map(lambda p: _decode(p, out_mode, target), files, workers)
-    bad = {p: a for p, a in zip(files, arrays) if isinstance(a, Exception)}
-    _check_bad(bad, root, skip_corrupt)
-    kept = [(p, a) for p, a in zip(files, arrays) if not isinstance(a, Exception)]
+    undecodable = {p: a for p, a in zip(files, arrays, strict=True) if isinstance(a, Exception)}
+    if not skip_corrupt:
+        _raise_bad(undecodable, root)
+    bad = dict(sorted({**bad, **undecodable}.items(), key=lambda item: item[0].relative_to(root).as_posix()))
+    if bad:
+        warnings.warn(f"skipped {len(bad)} unreadable image(s) in {root}:\n{_describe(bad, root)}", stacklevel=2)
+    kept = [(p, a) for p, a in zip(files, arrays, strict=True) if not isinstance(a, Exception)]
     if not kept:
         raise ValueError(f"no readable images in folder {root}")
 
@@ -224,7 +229,7 @@ def _folder_labels(rel: list[str], labels: bool | None, root: Path) -> tuple[np.
     if labels is None and not (layout and len(classes) >= 2):
         return None, None
     if not layout:
-        loose = next(r for r, t in zip(rel, tops) if t is None)
+        loose = next(r for r, t in zip(rel, tops, strict=True) if t is None)
         raise ValueError(f"labels=True needs the ImageFolder layout ({root}/<class>/<image>), but "
                          f"{loose} is not in a class folder")
     index = {c: i for i, c in enumerate(classes)}

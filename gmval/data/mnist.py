@@ -19,9 +19,9 @@ corrupt or different file is refused with its name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
