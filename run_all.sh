@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Set up gmval on a fresh machine and regenerate the paper's tables and figures.
+#
+#   ./run_all.sh                      set up, then run every notebook with the default profile
+#   ./run_all.sh --profile ci|default|paper
+#   ./run_all.sh --only 02            run only notebooks whose name starts with 02 (repeatable)
+#   ./run_all.sh --setup-only         only create .venv and install gmval with its test tools
+#   ./run_all.sh --force              rerun notebooks that already finished for this profile
+#
+# Executed notebooks go to notebooks/executed/<profile>/, figures and tables to figures/.
+# A notebook that finished is skipped on the next run (its executed copy carries a
+# .done stamp), so a run that failed half-way resumes where it stopped; the expensive
+# steps inside notebooks are cached artefacts under data/cache as well.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+profile=default
+only=()
+setup_only=0
+force=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile="$2"; shift 2 ;;
+    --only) only+=("$2"); shift 2 ;;
+    --setup-only) setup_only=1; shift ;;
+    --force) force=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+case "$profile" in ci|default|paper) ;; *) echo "run_all.sh: profile must be ci, default or paper" >&2; exit 2 ;; esac
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+if ! "$VPY" -c "import gmval, torch, papermill, pytest" 2>/dev/null; then
+  "$VPY" -m pip install -q --upgrade pip
+  # torch first and pinned: other packages' loose torch requirements must not pull another build.
+  "$VPY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+  "$VPY" -m pip install -q -e ".[test]"
+fi
+# Fashion-MNIST offline comes from Debian; online, torchvision downloads it instead.
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 ||
+   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) ||
+    echo "run_all.sh: could not install dataset-fashion-mnist; Fashion-MNIST will be downloaded when online" >&2
+fi
+[ "$setup_only" = 1 ] && exit 0
+
+export MPLBACKEND=Agg GMVAL_PROFILE="$profile"
+out="notebooks/executed/$profile"
+mkdir -p "$out" figures
+shopt -s nullglob
+notebooks=(notebooks/[0-9][0-9]_*.ipynb)
+[ ${#notebooks[@]} -gt 0 ] || { echo "run_all.sh: no notebooks found in notebooks/" >&2; exit 1; }
+for nb in "${notebooks[@]}"; do
+  name=$(basename "$nb" .ipynb)
+  if [ ${#only[@]} -gt 0 ]; then
+    keep=0; for o in "${only[@]}"; do [[ "$name" == "$o"* ]] && keep=1; done
+    [ "$keep" = 1 ] || continue
+  fi
+  stamp="$out/$name.done"
+  if [ "$force" = 0 ] && [ -f "$stamp" ] && [ "$stamp" -nt "$nb" ]; then
+    echo "== $name: done earlier for profile $profile (use --force to rerun)"
+    continue
+  fi
+  echo "== $name (profile $profile)"
+  start=$(date +%s)
+  .venv/bin/papermill "$nb" "$out/$name.ipynb" -p profile "$profile" --cwd notebooks -k python3 --log-output
+  echo "$(( $(date +%s) - start ))" > "$stamp"
+  echo "== $name finished in $(cat "$stamp") s"
+done
+.venv/bin/python -m gmval.reproduction figures/REPRODUCTION.md
