@@ -93,6 +93,10 @@ def ensure_release(dreamsim_type: str, cache_dir: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(cache_dir)
     archive.unlink()
+    missing = [rel for rel in RELEASE_FILES[dreamsim_type] if not (cache_dir / rel).exists()]
+    if missing:
+        raise hub.WeightsUnavailableError(
+            f"dreamsim {dreamsim_type}: {dreamsim_weights[dreamsim_type]} did not provide {missing} in {cache_dir}")
 
 
 def dreamsim_preprocess(images: torch.Tensor) -> torch.Tensor:
@@ -114,8 +118,8 @@ class DreamSimDistance(Distance):
             or ``"synclr_vitb16"``.
         cache_dir: folder of dreamsim's weights and (DINO types) torch.hub files; ``None`` uses
             ``$GMVAL_DATA/models/dreamsim``.
-        pretrained: load the DreamSim LoRA weights; ``False`` leaves the adapters at their
-            initialisation, i.e. the un-tuned backbones (the paper's baselines).
+        pretrained: load the DreamSim LoRA weights; ``False`` leaves the adapters at peft's
+            no-op initialisation, i.e. the backbones before DreamSim's tuning.
         **kw: :class:`~gmval.component.Component` arguments (device, batch_size).
 
     Raises:
@@ -153,7 +157,7 @@ class DreamSimDistance(Distance):
 
     @torch.inference_mode()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(dreamsim_preprocess(images.to(self.device))).float().cpu()
+        return self.model.embed(dreamsim_preprocess(images.to(self.device))).cpu()
 
     def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # Re-normalising keeps the distance exact for features stored in reduced precision.

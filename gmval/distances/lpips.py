@@ -18,6 +18,7 @@ prefix check) or, offline, a :class:`~gmval.hub.WeightsUnavailableError` says wh
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,9 @@ class LPIPSDistance(Distance):
         if not pnet_rand:
             ensure_backbone(net, hub_dir)
         # torchvision looks for the backbone in torch.hub's folder: point it at ours for the load only.
-        with hub.torch_hub_dir(hub_dir):
+        with hub.torch_hub_dir(hub_dir), warnings.catch_warnings():
+            # lpips still calls torchvision's deprecated `pretrained=`; nothing the user can act on.
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
             model = lpips.LPIPS(net=net, version=version, pnet_rand=pnet_rand, verbose=False)
         self.model = model.to(self.device).eval().requires_grad_(False)
         weights = [lin.model[-1].weight.detach() for lin in self.model.lins]
@@ -121,7 +124,7 @@ class LPIPSDistance(Distance):
             # 1/sqrt(H*W) turns the sum of squared differences into LPIPS's spatial mean.
             part = lpips.normalize_tensor(fmap) * (scale / math.sqrt(fmap.shape[-2] * fmap.shape[-1]))
             parts.append(part.flatten(1))
-        return torch.cat(parts, dim=1).float().cpu()
+        return torch.cat(parts, dim=1).cpu()
 
     def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return squared_euclidean(a, b)
