@@ -1,0 +1,379 @@
+"""The named generators the experiments need: trained once, cached, sampled, and scored.
+
+::
+
+    from gmval.models import zoo
+    model = zoo.get_generator("mnist-vae", "default")        # trains on first use, then loads
+    fake = zoo.sample("mnist-gan", n=100, seed=0)             # ImageSet, labels = classifier's
+    zoo.quality("mnist-diffusion")                            # accuracy and FD, measured
+    zoo.training_data("noisy-mnist-gan").noisy_ids            # what the generator was trained on
+    zoo.train_all("default")                                  # every generator the experiments use
+
+Names are ``<dataset>-<kind>`` for dataset in mnist, fashion-mnist, cifar10 and kind in
+vae, gan, diffusion, plus ``motivation-gan`` (one half of one class of the profile's
+CIFAR-10 stand-in, the paper's Sec. 2.1.2 experiment, with the other half held out) and
+``noisy-mnist-gan`` (MNIST with Gaussian-noise images appended, the paper's C3).
+:func:`generator_names` lists the ones a profile's experiments use.
+
+Everything is keyed by its parameters under the data folder (:mod:`gmval.paths`):
+checkpoints in ``models/<name>-<hash>/`` (hash of architecture, training settings and the
+training set's fingerprint), samples and reports in ``cache/``. A changed setting
+trains a new model; an interrupted training resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gmval import paths
+from gmval.data import add_gaussian_noise, load_dataset, split_class, subsample
+from gmval.images import ImageSet
+from gmval.models.classifier import Classifier, train_classifier
+from gmval.models.fid import classifier_frechet_distance
+from gmval.models.gan import GANConfig, train_gan
+from gmval.models.generator import Generator
+from gmval.models.training import TrainConfig
+from gmval.models.vae import VAEConfig, train_vae
+from gmval.profiles import get_profile
+from gmval.store import ArtifactStore, artefact_key
+
+Profile = str | Mapping[str, Any]
+
+KINDS = ("vae", "gan", "diffusion")
+LABELLED_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+#: Seed of the samples that :func:`quality` scores (apart from the experiments' own seeds).
+QUALITY_SEED = 1_000_003
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What a zoo name stands for.
+
+    Attributes:
+        kind: ``"vae"``, ``"gan"`` or ``"diffusion"``.
+        dataset: the dataset, or None for the profile's CIFAR-10 stand-in.
+        curation: ``"full"`` (the training split), ``"half-class"`` or ``"noisy"``.
+        description: one line for listings.
+    """
+
+    kind: str
+    dataset: str | None
+    curation: str
+    description: str
+
+
+def _specs() -> dict[str, GeneratorSpec]:
+    specs = {f"{ds}-{kind}": GeneratorSpec(kind, ds, "full", f"{kind} trained on the {ds} training split")
+             for ds in LABELLED_DATASETS for kind in KINDS}
+    specs["motivation-gan"] = GeneratorSpec(
+        "gan", None, "half-class", "GAN trained on one half of one class of the CIFAR-10 stand-in (Sec. 2.1.2)")
+    specs["noisy-mnist-gan"] = GeneratorSpec(
+        "gan", "mnist", "noisy", "GAN trained on MNIST plus Gaussian-noise images (out-of-distribution test, C3)")
+    return specs
+
+
+GENERATORS: dict[str, GeneratorSpec] = _specs()
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The images a zoo generator is trained on, with what its experiment needs to know.
+
+    Attributes:
+        train: the training set; its ids are the ones valuations refer to.
+        held_out: ``motivation-gan`` only: the half of the class kept out of training.
+        noisy_ids: ``noisy-mnist-gan`` only: ids of the noise-corrupted images in ``train``.
+    """
+
+    train: ImageSet
+    held_out: ImageSet | None = None
+    noisy_ids: np.ndarray | None = None
+
+
+def _models(profile: Profile) -> dict[str, Any]:
+    return dict((get_profile(profile) if isinstance(profile, str) else profile)["models"])
+
+
+def _dirs(root: Path | None) -> tuple[Path, Path]:
+    return (paths.MODELS, paths.CACHE) if root is None else (Path(root) / "models", Path(root) / "cache")
+
+
+def generator_names(profile: Profile = "default") -> list[str]:
+    """The generators the paper's experiments use under ``profile``, MNIST first."""
+    stand_in = _models(profile)["cifar10_stand_in"]
+    return ([f"mnist-{k}" for k in KINDS] + [f"{stand_in}-{k}" for k in KINDS]
+            + ["motivation-gan", "noisy-mnist-gan"])
+
+
+@functools.lru_cache(maxsize=8)
+def load_split(dataset: str, split: str) -> ImageSet:
+    """A dataset split, loaded once per process."""
+    return load_dataset(dataset, split=split)
+
+
+def _capped(data: ImageSet, cap: int | None, seed: int) -> ImageSet:
+    return data if cap is None or cap >= len(data) else subsample(data, cap, seed=seed)
+
+
+def _spec(name: str) -> GeneratorSpec:
+    try:
+        return GENERATORS[name]
+    except KeyError:
+        raise KeyError(f"unknown generator {name!r}; available: {', '.join(sorted(GENERATORS))}") from None
+
+
+def dataset_of(name: str, profile: Profile = "default") -> str:
+    """The dataset generator ``name`` is trained on under ``profile``."""
+    return _spec(name).dataset or _models(profile)["cifar10_stand_in"]
+
+
+def training_data(name: str, profile: Profile = "default") -> TrainingData:
+    """The training set of generator ``name`` (deterministic given the profile's seed)."""
+    spec, m = _spec(name), _models(profile)
+    base = _capped(load_split(dataset_of(name, profile), "train"), m["train_images"], m["seed"])
+    if spec.curation == "half-class":
+        # The paper keeps X_v1 out and trains on X_v2: the second half of split_class.
+        held_out, train = split_class(base, m["half_class"]["label"], seed=m["seed"])
+        return TrainingData(train=train, held_out=held_out)
+    if spec.curation == "noisy":
+        train, noisy_ids = add_gaussian_noise(base, n=m["noisy"]["n"], std=m["noisy"]["std"], seed=m["seed"])
+        return TrainingData(train=train, noisy_ids=noisy_ids)
+    return TrainingData(train=base)
+
+
+def reference_images(name: str, profile: Profile = "default") -> ImageSet:
+    """Held-out real images a generator's samples are compared with: the test split (capped),
+    restricted to the trained class for ``motivation-gan``."""
+    m = _models(profile)
+    test = _capped(load_split(dataset_of(name, profile), "test"), m["test_images"], m["seed"])
+    if _spec(name).curation == "half-class":
+        assert test.labels is not None
+        test = test.subset(np.flatnonzero(test.labels == m["half_class"]["label"]))
+    return test
+
+
+def _num_classes(data: ImageSet) -> int:
+    assert data.labels is not None
+    return len(data.classes) if data.classes else int(data.labels.max()) + 1
+
+
+def _train_config(settings: Mapping[str, Any], m: Mapping[str, Any], keep_every: int = 0) -> TrainConfig:
+    return TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"], seed=m["seed"],
+                       checkpoint_seconds=m["checkpoint_seconds"], keep_every=keep_every)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything needed to train or find generator ``name`` under one profile."""
+
+    name: str
+    kind: str
+    dataset: str
+    data: TrainingData
+    config: Any
+    train_config: TrainConfig
+    hyper: dict[str, Any]
+    folder: Path
+
+
+def _plan(name: str, profile: Profile, root: Path | None) -> _Plan:
+    spec, m = _spec(name), _models(profile)
+    dataset = dataset_of(name, profile)
+    data = training_data(name, profile)
+    c, h, _ = data.train.shape
+    settings = m[spec.kind]
+    if spec.curation == "half-class":
+        settings = {**settings, "epochs": m["half_class"]["epochs"]}
+    config: Any
+    if spec.kind == "vae":
+        config = VAEConfig(channels=c, image_size=h, latent_dim=settings["latent_dim"],
+                           beta=settings["beta"][dataset], likelihood=settings["likelihood"][dataset])
+        hyper = {"optimizer": settings["optimizer"], "lr": settings["lr"]}
+        train_config = _train_config(settings, m, keep_every=settings["keep_every"])
+    elif spec.kind == "gan":
+        config = GANConfig(channels=c, image_size=h)
+        hyper = {"lr": settings["lr"]}
+        train_config = _train_config(settings, m)
+    else:
+        from gmval.models.diffusion import DiffusionConfig
+
+        config = DiffusionConfig(channels=c, image_size=h, num_classes=_num_classes(data.train),
+                                 block_out_channels=settings["block_out_channels"], attention=settings["attention"],
+                                 layers_per_block=settings["layers_per_block"], norm_groups=settings["norm_groups"],
+                                 beta_schedule=settings["beta_schedule"], prediction_type=settings["prediction_type"],
+                                 p_uncond=settings["p_uncond"])
+        hyper = {"lr": settings["lr"], "ema_decay": settings["ema_decay"]}
+        train_config = _train_config(settings, m)
+    key_params = {"kind": spec.kind, "config": asdict(config), "hyper": hyper,
+                  "train": {k: v for k, v in asdict(train_config).items() if k != "checkpoint_seconds"},
+                  "data": data.train.fingerprint()}
+    folder = _dirs(root)[0] / artefact_key(name, key_params)
+    return _Plan(name, spec.kind, dataset, data, config, train_config, hyper, folder)
+
+
+def generator_folder(name: str, profile: Profile = "default", root: Path | None = None) -> Path:
+    """Where generator ``name``'s checkpoint and snapshots live (whether or not it is trained yet)."""
+    return _plan(name, profile, root).folder
+
+
+def get_generator(name: str, profile: Profile = "default", root: Path | None = None,
+                  progress: bool = True) -> Generator:
+    """The trained generator ``name``: loaded from its checkpoint, trained (or resumed) first if needed.
+
+    Args:
+        name: a key of :data:`GENERATORS`.
+        profile: a profile name or a profile dict.
+        root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
+        progress: show tqdm bars.
+    """
+    plan = _plan(name, profile, root)
+    params = {"name": name}
+    model: Generator
+    if plan.kind == "vae":
+        model, _ = train_vae(plan.data.train, plan.folder, plan.config, plan.train_config,
+                             optimizer=plan.hyper["optimizer"], lr=plan.hyper["lr"], params=params, progress=progress)
+    elif plan.kind == "gan":
+        model, _ = train_gan(plan.data.train, plan.folder, plan.config, plan.train_config, lr=plan.hyper["lr"],
+                             params=params, progress=progress)
+    else:
+        from gmval.models.diffusion import train_diffusion
+
+        settings = _models(profile)["diffusion"]
+        model, _ = train_diffusion(plan.data.train, plan.folder, plan.config, plan.train_config,
+                                   lr=plan.hyper["lr"], ema_decay=plan.hyper["ema_decay"],
+                                   sampling_steps=settings["sampling_steps"],
+                                   guidance_scale=settings["guidance_scale"], params=params, progress=progress)
+    return model
+
+
+def _classifier_plan(dataset: str, profile: Profile, root: Path | None
+                     ) -> tuple[ImageSet, TrainConfig, dict[str, Any], Path]:
+    m = _models(profile)
+    settings = m["classifier"]
+    train = _capped(load_split(dataset, "train"), m["train_images"], m["seed"])
+    train_config = _train_config(settings, m)
+    key_params = {"width": settings["width"], "lr": settings["lr"], "data": train.fingerprint(),
+                  "train": {k: v for k, v in asdict(train_config).items() if k != "checkpoint_seconds"}}
+    return train, train_config, settings, _dirs(root)[0] / artefact_key(f"{dataset}-classifier", key_params)
+
+
+def get_classifier(dataset: str, profile: Profile = "default", root: Path | None = None,
+                   progress: bool = True) -> tuple[Classifier, dict[str, Any]]:
+    """The classifier of ``dataset`` (trained on its training split) and its report.
+
+    Returns:
+        (classifier in eval mode, ``{"dataset", "train_images", "test_images", "test_accuracy"}``),
+        accuracy measured on the profile's held-out test images.
+    """
+    m = _models(profile)
+    train, train_config, settings, folder = _classifier_plan(dataset, profile, root)
+    model, _ = train_classifier(train, folder, train_config, width=settings["width"], lr=settings["lr"],
+                                params={"dataset": dataset}, progress=progress)
+    test = _capped(load_split(dataset, "test"), m["test_images"], m["seed"])
+    store = ArtifactStore(_dirs(root)[1] / "reports")
+    params = {"classifier": folder.name, "test": test.fingerprint()}
+    report = store.load("classifier", params)
+    if report is None:
+        summary = {"dataset": dataset, "train_images": len(train), "test_images": len(test),
+                   "test_accuracy": model.accuracy(test)}
+        report = store.save("classifier", params, arrays={}, extra=lambda d: _write_json(d / "report.json", summary))
+    return model, _read_json(report.file("report.json"))
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.write_text(json.dumps(value, indent=1, sort_keys=True))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def sample(name: str, n: int, seed: int, profile: Profile = "default", root: Path | None = None,
+           progress: bool = True) -> ImageSet:
+    """``n`` images of generator ``name`` drawn from ``seed``, cached by all their parameters.
+
+    Conditional generators get balanced classes (image i has class i mod #classes), which
+    are their labels; an unconditional generator's images are labelled by the dataset's
+    classifier (:func:`get_classifier`).
+
+    Returns:
+        An ImageSet with ids 0..n-1, the labels above and the dataset's class names.
+    """
+    plan = _plan(name, profile, root)
+    m = _models(profile)
+    params: dict[str, Any] = {"generator": plan.folder.name, "n": n, "seed": seed}
+    if plan.kind == "diffusion":
+        params["sampling"] = {k: m["diffusion"][k] for k in ("sampling_steps", "guidance_scale")}
+    else:
+        params["classifier"] = _classifier_plan(plan.dataset, profile, root)[3].name
+    store = ArtifactStore(_dirs(root)[1] / "samples")
+    stage = f"{name}-samples"
+    art = store.load(stage, params)
+    if art is None:
+        model = get_generator(name, profile, root, progress)
+        labels = np.arange(n) % model.num_classes if model.conditional else None
+        images = model.generate(n, seed=seed, labels=labels, batch_size=m["sample_batch"], progress=progress)
+        if labels is None:
+            labels = get_classifier(plan.dataset, profile, root, progress)[0].predict(images)
+        art = store.save(stage, params, arrays={"images": images.numpy(), "labels": labels})
+    return ImageSet(images=torch.from_numpy(art.array("images", mmap=False)), ids=np.arange(n),
+                    labels=art.array("labels", mmap=False), name=f"{name}-seed{seed}",
+                    classes=plan.data.train.classes)
+
+
+def quality(name: str, profile: Profile = "default", root: Path | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """Measured sample quality of generator ``name`` (cached).
+
+    Scores ``quality_samples`` images (seed :data:`QUALITY_SEED`) with the dataset's classifier:
+
+    * ``fd``: Fréchet distance to :func:`reference_images` in the classifier's feature space;
+      ``fd_real``: the same for as many real training images, the floor a perfect
+      generator would reach at this sample size.
+    * ``class_accuracy`` (conditional generators): fraction classified as their conditioning class.
+    * ``trained_class_rate`` (``motivation-gan``): fraction classified as the trained class.
+    * ``class_histogram``: predicted class counts (mode collapse shows here).
+    * ``classifier_test_accuracy``: how far the classifier's labels can be trusted.
+    """
+    m = _models(profile)
+    plan = _plan(name, profile, root)
+    fake = sample(name, m["quality_samples"], QUALITY_SEED, profile, root, progress)
+    classifier, classifier_report = get_classifier(plan.dataset, profile, root, progress)
+    real = reference_images(name, profile)
+    train = plan.data.train
+    real_train = _capped(train, len(fake), m["seed"])
+    params = {"samples": fake.fingerprint(), "real": real.fingerprint(), "real_train": real_train.fingerprint(),
+              "classifier": _classifier_plan(plan.dataset, profile, root)[3].name}
+    store = ArtifactStore(_dirs(root)[1] / "reports")
+    art = store.load(f"{name}-quality", params)
+    if art is None:
+        predicted = classifier.predict(fake)
+        num_classes = classifier.config.num_classes
+        report: dict[str, Any] = {
+            "generator": name, "dataset": plan.dataset, "samples": len(fake), "real_images": len(real),
+            "fd": classifier_frechet_distance(classifier, fake, real),
+            "fd_real": classifier_frechet_distance(classifier, real_train, real),
+            "class_histogram": np.bincount(predicted, minlength=num_classes).tolist(),
+            "classifier_test_accuracy": classifier_report["test_accuracy"],
+        }
+        if plan.kind == "diffusion":
+            assert fake.labels is not None
+            report["class_accuracy"] = float(np.mean(predicted == fake.labels))
+        if _spec(name).curation == "half-class":
+            report["trained_class_rate"] = float(np.mean(predicted == m["half_class"]["label"]))
+        art = store.save(f"{name}-quality", params, extra=lambda d: _write_json(d / "report.json", report))
+    return _read_json(art.file("report.json"))
+
+
+
+def train_all(profile: Profile = "default", root: Path | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Train (or load) every generator of :func:`generator_names` and its classifier; their quality reports."""
+    return [quality(name, profile, root, progress) for name in generator_names(profile)]
