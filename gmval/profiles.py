@@ -20,6 +20,16 @@ training set; ``None`` for an image count means "all of them".
   ``std`` in [0, 1] pixel units, appended to MNIST; the paper gives no std).
 * ``checkpoint_seconds``: how often a running training saves its resumable checkpoint.
 * ``classifier`` / ``vae`` / ``gan`` / ``diffusion``: per-model training settings.
+
+``ablation`` keys (notebook 08, the valuation engine on real MNIST):
+
+* ``n_train`` / ``n_generated``: training digits (stratified subsample) and held-out test
+  digits standing in for generated images.
+* ``encoders``: ``[name, kwargs]`` recall encoders compared with No-Rerank.
+* ``rerank_encoder`` / ``distances``: the recall encoder under the re-ranking comparison,
+  and the ``[name, kwargs]`` distances compared.
+* ``temperatures``: values of T in exp(-d/T) compared.
+* ``pq_configs`` / ``recall_ks``: approximate indexes and the K at which recall@K is measured.
 """
 
 from __future__ import annotations
@@ -34,6 +44,16 @@ _VAE_BETA = {"mnist": 4.0, "fashion-mnist": 2.0, "cifar10": 2.0}
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {
+        "ablation": {
+            "n_train": 2000,
+            "n_generated": 40,
+            "encoders": [["pixels", {}], ["efficientnet-lite0", {"resolution": 32}]],
+            "rerank_encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
+            "temperatures": [1.0, "auto", 0.1],
+            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}],
+            "recall_ks": [50, 100],
+        },
         "models": {
             "seed": 0,
             "train_images": 512,
@@ -55,6 +75,18 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
     "default": {
+        "ablation": {
+            "n_train": 60000,
+            "n_generated": 1000,
+            "encoders": [["pixels", {}], ["pca", {"dim": 64}], ["efficientnet-lite0", {"resolution": 32}],
+                         ["efficientnet-lite0", {"resolution": 64}]],
+            "rerank_encoder": ["efficientnet-lite0", {"resolution": 64}],
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
+            "temperatures": [1.0, "auto", 0.1, 0.02],
+            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 16}],
+            "recall_ks": [100, 200, 400, 700],
+        },
         "models": {
             "seed": 0,
             "train_images": None,
@@ -76,6 +108,19 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
     "paper": {
+        "ablation": {
+            "n_train": 60000,
+            "n_generated": 1000,
+            "encoders": [["pixels", {}], ["pca", {"dim": 64}], ["efficientnet-lite0", {"resolution": 64}],
+                         ["efficientnet-lite0", {"resolution": 224}], ["clip", {"model": "ViT-B-32", "pretrained": "openai"}]],
+            "rerank_encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 64}],
+                          ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "temperatures": [1.0, "auto", 0.1, 0.02],
+            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 16}],
+            "recall_ks": [100, 200, 400, 700],
+        },
         "models": {
             "seed": 0,
             "train_images": None,
