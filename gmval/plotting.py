@@ -74,3 +74,20 @@ def contributor_grid(topk: np.ndarray, train: ImageSet, generated: ImageSet, row
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def image_rows(sets: dict[str, ImageSet], per_row: int = 10, title: str | None = None) -> Figure:
+    """One row of ``per_row`` images for each named image set (sample grids of generators)."""
+    fig, axes = plt.subplots(len(sets), per_row, squeeze=False, figsize=(0.9 * per_row, 1.0 * len(sets)))
+    for r, (name, images) in enumerate(sets.items()):
+        for c in range(per_row):
+            ax = axes[r, c]
+            if c < len(images):
+                _show(ax, images.images[c].numpy())
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

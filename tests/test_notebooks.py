@@ -15,6 +15,7 @@ NOTEBOOKS = sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 #: What each notebook must produce under the figures folder (stems; tables as CSV, figures as PNG + PDF).
 EXPECTED = {
+    "00_data_and_generators": {"tables": ["generators_quality"], "figures": ["generator_samples"]},
     "08_engine_ablations": {"tables": ["ablation_encoder_rerank", "ablation_temperature", "ablation_pq_recall"],
                             "figures": ["ablation_encoder_rerank", "ablation_temperature"]},
 }
