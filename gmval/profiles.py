@@ -30,6 +30,15 @@ training set; ``None`` for an image count means "all of them".
   and the ``[name, kwargs]`` distances compared.
 * ``temperatures``: values of T in exp(-d/T) compared.
 * ``pq_configs`` / ``recall_ks``: approximate indexes and the K at which recall@K is measured.
+
+``c1`` keys (notebook 02, the identical-class test):
+
+* ``generators``: zoo names valued; ``n_generated``: samples per generator (the paper's m = 100).
+* ``encoder`` / ``recall_k`` / ``ks``: recall encoder, candidates per sample, reported k.
+* ``distances``: ``[name, kwargs]`` re-ranking distances.
+* ``embedding_encoders``: encoders of the embedding ablation (Table 9) on ``embedding_generator``.
+* ``size_generators`` / ``pool`` / ``sizes`` / ``repeats``: the generated-set-size study (Fig. 7):
+  ``repeats`` draws of m same-class samples from a pool of ``pool`` samples.
 """
 
 from __future__ import annotations
@@ -44,6 +53,20 @@ _VAE_BETA = {"mnist": 4.0, "fashion-mnist": 2.0, "cifar10": 2.0}
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {
+        "c1": {
+            "generators": ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae"],
+            "n_generated": 20,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "recall_k": 100,
+            "ks": [30, 50, 100],
+            "distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
+            "embedding_generator": "mnist-vae",
+            "embedding_encoders": [["pixels", {}], ["efficientnet-lite0", {"resolution": 32}]],
+            "size_generators": ["mnist-gan"],
+            "pool": 60,
+            "sizes": [1, 5],
+            "repeats": 3,
+        },
         "ablation": {
             "n_train": 2000,
             "n_generated": 40,
@@ -75,6 +98,22 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
     "default": {
+        "c1": {
+            "generators": ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae", "fashion-mnist-gan",
+                           "fashion-mnist-diffusion"],
+            "n_generated": 100,
+            "encoder": ["efficientnet-lite0", {"resolution": 64}],
+            "recall_k": 200,
+            "ks": [30, 50, 100],
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
+            "embedding_generator": "mnist-vae",
+            "embedding_encoders": [["pixels", {}], ["pca", {"dim": 64}], ["efficientnet-lite0", {"resolution": 32}],
+                                   ["efficientnet-lite0", {"resolution": 64}]],
+            "size_generators": ["mnist-gan", "mnist-diffusion", "fashion-mnist-gan", "fashion-mnist-diffusion"],
+            "pool": 1000,
+            "sizes": [1, 10, 30, 50],
+            "repeats": 10,
+        },
         "ablation": {
             "n_train": 60000,
             "n_generated": 1000,
@@ -108,6 +147,23 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
     "paper": {
+        "c1": {
+            "generators": ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae", "fashion-mnist-gan",
+                           "fashion-mnist-diffusion"],
+            "n_generated": 100,
+            "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
+            "recall_k": 200,
+            "ks": [30, 50, 100],
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 64}],
+                          ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "embedding_generator": "mnist-vae",
+            "embedding_encoders": [["pixels", {}], ["efficientnet-lite0", {"resolution": 64}],
+                                   ["clip", {"model": "ViT-B-32", "pretrained": "openai"}]],
+            "size_generators": ["mnist-gan", "mnist-diffusion", "fashion-mnist-gan", "fashion-mnist-diffusion"],
+            "pool": 1000,
+            "sizes": [1, 10, 30, 50],
+            "repeats": 10,
+        },
         "ablation": {
             "n_train": 60000,
             "n_generated": 1000,

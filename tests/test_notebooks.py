@@ -16,6 +16,8 @@ NOTEBOOKS = sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 #: What each notebook must produce under the figures folder (stems; tables as CSV, figures as PNG + PDF).
 EXPECTED = {
     "00_data_and_generators": {"tables": ["generators_quality"], "figures": ["generator_samples"]},
+    "02_c1_identical_class": {"tables": ["c1_identical_class", "c1_embedding_ablation", "c1_generated_set_size"],
+                              "figures": ["c1_identical_class", "c1_generated_set_size"]},
     "08_engine_ablations": {"tables": ["ablation_encoder_rerank", "ablation_temperature", "ablation_pq_recall"],
                             "figures": ["ablation_encoder_rerank", "ablation_temperature"]},
 }
