@@ -100,6 +100,33 @@ class ImageSet:
         return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
+def concat(sets: list[ImageSet], name: str | None = None) -> ImageSet:
+    """One set holding ``sets`` in order; ids must stay unique, and labels, attributes and
+    class names are kept only where every set has them (attributes: the shared columns).
+
+    Raises:
+        ValueError: for no sets or images of different shapes.
+    """
+    if not sets:
+        raise ValueError("concat needs at least one image set")
+    shapes = {s.shape for s in sets}
+    if len(shapes) > 1:
+        raise ValueError(f"cannot concatenate images of different shapes {sorted(shapes)}: "
+                         f"{', '.join(s.name for s in sets)}")
+    labelled = all(s.labels is not None for s in sets)
+    attributed = all(s.attributes is not None for s in sets)
+    columns = [c for c in sets[0].attributes.columns if all(c in s.attributes for s in sets)] if attributed else []
+    return ImageSet(
+        images=torch.cat([s.images for s in sets]),
+        ids=np.concatenate([s.ids for s in sets]),
+        labels=np.concatenate([s.labels for s in sets]) if labelled else None,  # type: ignore[misc]
+        attributes=pd.concat([s.attributes[columns] for s in sets], ignore_index=True)  # type: ignore[index]
+        if attributed else None,
+        name=name or "+".join(s.name for s in sets),
+        classes=sets[0].classes if all(s.classes == sets[0].classes for s in sets) else None,
+    )
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, C, H, W) -> float32 in [0, 1]."""
     return images.float().div_(255.0)

@@ -12,14 +12,26 @@ training set; ``None`` for an image count means "all of them".
 * ``quality_samples``: generated images scored per generator; ``sample_batch``: images per
   forward pass when sampling.
 * ``cifar10_stand_in``: the dataset used where the paper uses CIFAR-10 (Fashion-MNIST
-  offline); it also hosts the motivation experiment's half-class generator.
+  offline); it also hosts the motivation experiment's generators.
 * ``half_class``: that experiment's class (``label``; CIFAR-10's 0 is "airplane", the
-  paper's choice, Fashion-MNIST's 0 is "T-shirt/top") and its GAN's ``epochs`` (the half
-  class is a twentieth of the data, so it needs more passes than the ``gan`` setting).
+  paper's choice, Fashion-MNIST's 0 is "T-shirt/top"), one half of which is held out.
 * ``noisy``: the out-of-distribution test's corruption (``n`` images with Gaussian noise of
   ``std`` in [0, 1] pixel units, appended to MNIST; the paper gives no std).
 * ``checkpoint_seconds``: how often a running training saves its resumable checkpoint.
 * ``classifier`` / ``vae`` / ``gan`` / ``diffusion``: per-model training settings.
+
+``c2`` keys (notebook 03, the identical-attributes test on measured digit attributes):
+
+* ``generators`` / ``n_generated``: MNIST generators valued and samples per generator.
+* ``encoder`` / ``recall_k`` / ``ks`` / ``distances``: as in ``c1`` (the paper's k = 5, 10, 15).
+* ``grid_rows``: generated samples shown with their contributors (Fig. 4).
+
+``c3`` keys (notebook 04, out-of-distribution detection on noisy MNIST):
+
+* ``generator`` / ``n_generated``: the noisy-MNIST GAN and how many of its samples are valued.
+* ``encoder`` / ``recall_k`` / ``k`` / ``distances``: the valuator, as in ``c1``.
+* ``qualities``: ``[name, kwargs]`` quality models compared with no calibration (Fig. 9).
+* ``grid_rows``: generated samples shown per end of the quality scale (Figs. 3 and 8).
 
 ``ablation`` keys (notebook 08, the valuation engine on real MNIST):
 
@@ -31,6 +43,13 @@ training set; ``None`` for an image count means "all of them".
 * ``temperatures``: values of T in exp(-d/T) compared.
 * ``pq_configs`` / ``recall_ks``: approximate indexes and the K at which recall@K is measured.
 
+``motivation`` keys (notebook 01, Sec. 2.1.2, Fig. 1 and Table 6):
+
+* ``generators``: zoo names trained without one half (X_v1) of the class ``models.half_class``.
+* ``n_generated``: samples of that class valued; ``encoder`` / ``k``: the valuator's recall
+  encoder and contributors per sample (No-Rerank).
+* ``tsne_points`` / ``perplexity``: points per group (X_v1, X_v2, generated) in the t-SNE map.
+
 ``c1`` keys (notebook 02, the identical-class test):
 
 * ``generators``: zoo names valued; ``n_generated``: samples per generator (the paper's m = 100).
@@ -39,6 +58,15 @@ training set; ``None`` for an image count means "all of them".
 * ``embedding_encoders``: encoders of the embedding ablation (Table 9) on ``embedding_generator``.
 * ``size_generators`` / ``pool`` / ``sizes`` / ``repeats``: the generated-set-size study (Fig. 7):
   ``repeats`` draws of m same-class samples from a pool of ``pool`` samples.
+
+``baselines`` keys (the comparison methods of :mod:`gmval.baselines`):
+
+* ``vae_tracin``: :class:`~gmval.baselines.VAETracIn` arguments: ``draws`` (Monte-Carlo z
+  samples in the loss; the reference's 16), ``loss`` (``"elbo"``, the VAE's training loss, or
+  ``"mse"``, the reference code's), ``projection_dim`` (None: exact gradients),
+  ``snapshots`` (how many of the run's snapshots, evenly spread and ending with the last;
+  None: all), ``train_subset`` (stratified subset of training images scored; None: all),
+  ``seed`` and ``chunk_size`` (images per per-sample-gradient batch).
 """
 
 from __future__ import annotations
@@ -53,6 +81,37 @@ _VAE_BETA = {"mnist": 4.0, "fashion-mnist": 2.0, "cifar10": 2.0}
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {
+        "baselines": {
+            "vae_tracin": {"draws": 4, "loss": "elbo", "projection_dim": None, "snapshots": 1,
+                           "train_subset": 200, "seed": 0, "chunk_size": 128},
+        },
+        "c2": {
+            "generators": ["mnist-gan"],
+            "n_generated": 20,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "recall_k": 50,
+            "ks": [5, 10, 15],
+            "distances": [["none", {}], ["l2", {}]],
+            "grid_rows": 3,
+        },
+        "c3": {
+            "generator": "noisy-mnist-gan",
+            "n_generated": 40,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "recall_k": 50,
+            "k": 10,
+            "distances": [["none", {}], ["l2", {}]],
+            "qualities": [["none", {}], ["realism", {}], ["niqe", {}]],
+            "grid_rows": 2,
+        },
+        "motivation": {
+            "generators": ["motivation-gan", "motivation-diffusion"],
+            "n_generated": 20,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "k": 10,
+            "tsne_points": 40,
+            "perplexity": 10.0,
+        },
         "c1": {
             "generators": ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae"],
             "n_generated": 20,
@@ -84,7 +143,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "quality_samples": 64,
             "sample_batch": 64,
             "cifar10_stand_in": "fashion-mnist",
-            "half_class": {"label": 0, "epochs": 2},
+            "half_class": {"label": 0},
             "noisy": {"n": 16, "std": 0.5},
             "checkpoint_seconds": 60.0,
             "classifier": {"epochs": 1, "batch_size": 64, "lr": 3e-3, "width": 8},
@@ -98,6 +157,37 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
     "default": {
+        "baselines": {
+            "vae_tracin": {"draws": 16, "loss": "elbo", "projection_dim": None, "snapshots": 1,
+                           "train_subset": 5000, "seed": 0, "chunk_size": 128},
+        },
+        "c2": {
+            "generators": ["mnist-gan", "mnist-diffusion"],
+            "n_generated": 100,
+            "encoder": ["efficientnet-lite0", {"resolution": 64}],
+            "recall_k": 200,
+            "ks": [5, 10, 15],
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
+            "grid_rows": 6,
+        },
+        "c3": {
+            "generator": "noisy-mnist-gan",
+            "n_generated": 1000,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "recall_k": 100,
+            "k": 30,
+            "distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
+            "qualities": [["none", {}], ["realism", {}], ["niqe", {}], ["brisque", {}]],
+            "grid_rows": 3,
+        },
+        "motivation": {
+            "generators": ["motivation-gan", "motivation-diffusion"],
+            "n_generated": 500,
+            "encoder": ["efficientnet-lite0", {"resolution": 64}],
+            "k": 30,
+            "tsne_points": 500,
+            "perplexity": 30.0,
+        },
         "c1": {
             "generators": ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae", "fashion-mnist-gan",
                            "fashion-mnist-diffusion"],
@@ -133,7 +223,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "quality_samples": 500,
             "sample_batch": 500,
             "cifar10_stand_in": "fashion-mnist",
-            "half_class": {"label": 0, "epochs": 8},
+            "half_class": {"label": 0},
             "noisy": {"n": 100, "std": 0.5},
             "checkpoint_seconds": 60.0,
             "classifier": {"epochs": 3, "batch_size": 128, "lr": 3e-3, "width": 16},
@@ -147,6 +237,38 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
     "paper": {
+        "baselines": {
+            "vae_tracin": {"draws": 16, "loss": "elbo", "projection_dim": None, "snapshots": None,
+                           "train_subset": None, "seed": 0, "chunk_size": 128},
+        },
+        "c2": {
+            "generators": ["mnist-gan", "mnist-diffusion"],
+            "n_generated": 100,
+            "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
+            "recall_k": 200,
+            "ks": [5, 10, 15],
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 64}],
+                          ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "grid_rows": 6,
+        },
+        "c3": {
+            "generator": "noisy-mnist-gan",
+            "n_generated": 1000,
+            "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
+            "recall_k": 100,
+            "k": 30,
+            "distances": [["none", {}], ["l2", {}], ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "qualities": [["none", {}], ["realism", {}], ["niqe", {}], ["maniqa", {}]],
+            "grid_rows": 3,
+        },
+        "motivation": {
+            "generators": ["motivation-gan", "motivation-diffusion"],
+            "n_generated": 1000,
+            "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
+            "k": 30,
+            "tsne_points": 1000,
+            "perplexity": 30.0,
+        },
         "c1": {
             "generators": ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae", "fashion-mnist-gan",
                            "fashion-mnist-diffusion"],
@@ -184,7 +306,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "quality_samples": 10000,
             "sample_batch": 1000,
             "cifar10_stand_in": "cifar10",
-            "half_class": {"label": 0, "epochs": 500},
+            "half_class": {"label": 0},
             "noisy": {"n": 100, "std": 0.5},
             "checkpoint_seconds": 600.0,
             "classifier": {"epochs": 20, "batch_size": 128, "lr": 1e-3, "width": 64},

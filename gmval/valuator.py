@@ -130,9 +130,11 @@ class Valuator:
                  temperature: Temperature = 1.0, cache_dir: str | Path | None = paths.CACHE,
                  chunk_size: int = 1024, progress: bool = True, on_bad_quality: str = "raise",
                  device: str | torch.device | None = None) -> None:
+        self._train_emb: np.ndarray | None = None
+        self.timings: dict[str, float] = {}
         self.encoder: Encoder = _component(encoder, create_encoder, device)
         self.distance: Distance = _component(distance, create_distance, device)
-        self.quality: QualityModel = _component(quality, create_quality_model, device)
+        self.quality = _component(quality, create_quality_model, device)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if recall_k is not None and recall_k < k:
@@ -145,8 +147,6 @@ class Valuator:
         self.store = ArtifactStore(cache_dir)
         self.chunk_size, self.progress, self.on_bad_quality = chunk_size, progress, on_bad_quality
         self.train: ImageSet | None = None
-        self.timings: dict[str, float] = {}
-        self._train_emb: np.ndarray | None = None
         self._train_emb_key = ""
         self._index: RecallIndex | None = None
         self._index_key = ""
@@ -218,10 +218,23 @@ class Valuator:
             else:
                 self._index = RecallIndex(self.recall_config).build(self._train_emb)
                 self.store.save("index", params, extra=lambda d: self._index.save(d / "index.faiss"))
-        if self.quality.needs_embeddings:
-            with self._timed("quality_fit"):
-                self.quality.fit(self._train_emb)
+        self._fit_quality()
         return self
+
+    @property
+    def quality(self) -> QualityModel:
+        """The quality model; one set after :meth:`fit` is fitted to the training embeddings at once."""
+        return self._quality
+
+    @quality.setter
+    def quality(self, model: QualityModel) -> None:
+        self._quality = model
+        self._fit_quality()
+
+    def _fit_quality(self) -> None:
+        if self._quality.needs_embeddings and self._train_emb is not None:
+            with self._timed("quality_fit"):
+                self._quality.fit(self._train_emb)
 
     def recall(self, generated: ImageSet, gen_emb: np.ndarray, gen_key: str) -> tuple[np.ndarray, str]:
         """(m, K) candidate training indices of each generated image, and the stage key."""

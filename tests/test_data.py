@@ -38,7 +38,7 @@ from gmval.data import (
 )
 from gmval.data.fetch import is_online
 from gmval.data.mnist import DEBIAN_FASHION_DIR, FASHION_CLASSES, MNIST_GZ_MD5
-from gmval.images import ImageSet
+from gmval.images import ImageSet, concat
 
 # ---------------------------------------------------------------- IDX
 
@@ -543,3 +543,20 @@ def test_gzip_helpers_are_deterministic(tmp_path: Path) -> None:
     b = write_idx(tmp_path / "b.gz", np.arange(10, dtype=np.uint8))
     assert file_md5(a) == file_md5(b)
     assert gzip.decompress(a.read_bytes())[:4] == b"\x00\x00\x08\x01"
+
+
+def test_concat_keeps_what_every_set_has(digits16: ImageSet) -> None:
+    a, b = digits16.subset(range(5), name="a"), digits16.subset(range(5, 12), name="b")
+    both = concat([a, b])
+    assert len(both) == 12 and both.name == "a+b"
+    np.testing.assert_array_equal(both.ids, digits16.ids[:12])
+    np.testing.assert_array_equal(both.labels, digits16.labels[:12])
+    assert torch.equal(both.images, digits16.images[:12])
+    unlabelled = ImageSet(images=b.images, ids=np.arange(100, 107))
+    assert concat([a, unlabelled]).labels is None
+    with pytest.raises(ValueError, match="not unique"):
+        concat([a, a])
+    with pytest.raises(ValueError, match="different shapes"):
+        concat([a, ImageSet(images=torch.zeros(2, 1, 4, 4, dtype=torch.uint8), ids=np.arange(900, 902))])
+    with pytest.raises(ValueError, match="at least one"):
+        concat([])

@@ -272,7 +272,7 @@ def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Pat
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     names = zoo.generator_names(digits_zoo)
     assert names == ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae", "fashion-mnist-gan",
-                     "fashion-mnist-diffusion", "motivation-gan", "noisy-mnist-gan"]
+                     "fashion-mnist-diffusion", "motivation-gan", "motivation-diffusion", "noisy-mnist-gan"]
 
     vae = zoo.sample("mnist-vae", 12, seed=0, profile=digits_zoo, root=tmp_path, progress=False)
     assert len(vae) == 12 and vae.labels is not None and vae.labels.max() < 10
@@ -304,14 +304,18 @@ def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Pat
 
 
 def test_zoo_curated_training_sets(digits_zoo: dict[str, Any]) -> None:
+    full = zoo.training_data("fashion-mnist-gan", digits_zoo).train
     half = zoo.training_data("motivation-gan", digits_zoo)
-    assert half.held_out is not None and set(half.train.labels) == {0} and set(half.held_out.labels) == {0}
+    assert half.held_out is not None and half.trained_half is not None
+    assert set(half.held_out.labels) == {0} and set(half.trained_half.labels) == {0}
+    # X_v1 is out, X_v2 and every other class are in.
     assert not set(half.train.ids) & set(half.held_out.ids)
+    assert set(half.trained_half.ids) <= set(half.train.ids)
+    assert set(half.train.ids) | set(half.held_out.ids) == set(full.ids)
+    assert abs(len(half.held_out) - len(half.trained_half)) <= 1
     noisy = zoo.training_data("noisy-mnist-gan", digits_zoo)
     assert noisy.noisy_ids is not None and len(noisy.noisy_ids) == 16 and len(noisy.train) == 128 + 16
     assert set(noisy.noisy_ids) <= set(noisy.train.ids)
-    reference = zoo.reference_images("motivation-gan", digits_zoo).labels
-    assert set(reference) == {0} and len(reference) == np.sum(zoo.reference_images("mnist-gan", digits_zoo).labels == 0)
     with pytest.raises(KeyError, match="available"):
         zoo.training_data("nope", digits_zoo)
 
@@ -321,3 +325,22 @@ def test_zoo_trains_curated_generators(digits_zoo: dict[str, Any], tmp_path: Pat
         model = zoo.get_generator(name, digits_zoo, tmp_path, progress=False)
         assert model.generate(3, seed=0).shape == (3, 1, 8, 8)
         assert zoo.generator_folder(name, digits_zoo, tmp_path).is_dir()
+
+
+def test_zoo_samples_one_class(digits_zoo: dict[str, Any], tmp_path: Path) -> None:
+    # Unconditional: the draws the classifier finds most likely to be of the class are kept.
+    clf = zoo.get_classifier("fashion-mnist", digits_zoo, tmp_path, progress=False)[0]
+    plain = zoo.sample("motivation-gan", 60, 0, digits_zoo, tmp_path, progress=False)
+    label = int(np.bincount(plain.labels, minlength=10).argmin())
+    picked = zoo.sample("motivation-gan", 6, seed=3, profile=digits_zoo, root=tmp_path, progress=False, label=label)
+    assert len(picked) == 6
+    np.testing.assert_array_equal(picked.labels, clf.predict(picked.images))
+    prob = lambda x: torch.softmax(torch.from_numpy(clf.logits(x)), 1)[:, label].numpy()  # noqa: E731
+    assert prob(picked.images).min() >= np.median(prob(plain.images))
+    again = zoo.sample("motivation-gan", 6, seed=3, profile=digits_zoo, root=tmp_path, progress=False, label=label)
+    assert torch.equal(again.images, picked.images)
+    # Conditional: the generator is asked for the class.
+    cond = zoo.sample("mnist-diffusion", 4, seed=0, profile=digits_zoo, root=tmp_path, progress=False, label=7)
+    np.testing.assert_array_equal(cond.labels, [7, 7, 7, 7])
+    with pytest.raises(ValueError, match="not a class"):
+        zoo.sample("mnist-diffusion", 4, seed=0, profile=digits_zoo, root=tmp_path, progress=False, label=10)

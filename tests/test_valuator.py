@@ -11,6 +11,7 @@ from gmval.evaluation import identical_class_ratio
 from gmval.encoders import create_encoder
 from gmval.encoders.pixels import PixelEncoder
 from gmval.images import ImageSet
+from gmval.quality import create_quality_model
 from gmval.quality.base import QualityModel
 from gmval.valuator import Valuator
 
@@ -50,6 +51,16 @@ def test_contributions_sum_to_quality(split, quality: str) -> None:
     # Zero outside P_j: only contributors have value.
     picked = np.unique(res.topk_indices())
     assert (res.values.loc[~res.values.train_index.isin(picked), "value"] == 0).all()
+
+
+def test_quality_swapped_after_fit_is_fitted(split) -> None:
+    train, gen = split
+    direct = gmval.value(train, gen, encoder="pixels", quality="realism", k=5, cache_dir=None, progress=False)
+    v = gmval.Valuator("pixels", k=5, cache_dir=None, progress=False).fit(train)
+    v.quality = create_quality_model("realism")
+    swapped = v.value(gen)
+    np.testing.assert_allclose(swapped.contributors["quality"], direct.contributors["quality"])
+    assert swapped.contributors["quality"].nunique() > 1
 
 
 def test_values_do_not_depend_on_training_order(split) -> None:

@@ -7,10 +7,9 @@ ids always travel with their images, so results can be joined back to the source
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 
-from gmval.images import ImageSet
+from gmval.images import ImageSet, concat
 
 NOISE_MODES = ("append", "replace")
 
@@ -70,15 +69,10 @@ def add_gaussian_noise(
                        name=name, classes=ds.classes)
         return out, ds.ids[chosen].copy()
     new_ids = _noisy_ids(ds.ids, chosen)
-    out = ImageSet(
-        images=torch.cat([ds.images, noisy_u8]),
-        ids=np.concatenate([ds.ids, new_ids]),
-        labels=None if ds.labels is None else np.concatenate([ds.labels, ds.labels[chosen]]),
-        attributes=None if ds.attributes is None else pd.concat(
-            [ds.attributes, ds.attributes.iloc[chosen]], ignore_index=True),
-        name=name,
-        classes=ds.classes,
-    )
+    copies = ImageSet(images=noisy_u8, ids=new_ids, labels=None if ds.labels is None else ds.labels[chosen],
+                      attributes=None if ds.attributes is None else ds.attributes.iloc[chosen],
+                      name=name, classes=ds.classes)
+    out = concat([ds, copies], name=name)
     return out, new_ids
 
 

@@ -83,9 +83,13 @@ class Classifier(nn.Module):
         return self._batched(images, batch_size, self.features).astype(np.float64)
 
     @torch.no_grad()
+    def logits(self, images: ImageSet | torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        """Class logits (N, num_classes) of uint8 images."""
+        return self._batched(images, batch_size, self)
+
     def predict(self, images: ImageSet | torch.Tensor, batch_size: int = 512) -> np.ndarray:
         """Predicted class (N,) int64 of uint8 images."""
-        return self._batched(images, batch_size, self).argmax(1).astype(np.int64)
+        return self.logits(images, batch_size).argmax(1).astype(np.int64)
 
     def accuracy(self, data: ImageSet, batch_size: int = 512) -> float:
         """Fraction of ``data`` (which must be labelled) classified correctly."""
