@@ -33,6 +33,17 @@ training set; ``None`` for an image count means "all of them".
 * ``qualities``: ``[name, kwargs]`` quality models compared with no calibration (Fig. 9).
 * ``grid_rows``: generated samples shown per end of the quality scale (Figs. 3 and 8).
 
+``c4`` keys (notebook 05, efficiency):
+
+* ``generators`` / ``n_generated``: β-VAEs whose samples are timed (the paper's Table 4 uses 100).
+* ``encoder`` / ``recall_k`` / ``k`` / ``distances`` / ``qualities``: the timed variants (every
+  distance without calibration, and No-Rerank with each quality model).
+* ``throughput_images``: training images embedded without cache to measure the one-time cost.
+* ``scaling_encoder`` / ``sizes``: the encoder and training-set sizes of the scaling study (Figs. 10, 11).
+* ``noisy_distances``: variants timed over a whole valuation of noisy MNIST (Table 4's C3 rows).
+* ``pq_configs`` / ``recall_ks``: approximate indexes and the K at which recall@K and search
+  time are measured against exact search (Fig. 12, App. P).
+
 ``ablation`` keys (notebook 08, the valuation engine on real MNIST):
 
 * ``n_train`` / ``n_generated``: training digits (stratified subsample) and held-out test
@@ -41,7 +52,6 @@ training set; ``None`` for an image count means "all of them".
 * ``rerank_encoder`` / ``distances``: the recall encoder under the re-ranking comparison,
   and the ``[name, kwargs]`` distances compared.
 * ``temperatures``: values of T in exp(-d/T) compared.
-* ``pq_configs`` / ``recall_ks``: approximate indexes and the K at which recall@K is measured.
 
 ``motivation`` keys (notebook 01, Sec. 2.1.2, Fig. 1 and Table 6):
 
@@ -104,6 +114,21 @@ PROFILES: dict[str, dict[str, Any]] = {
             "qualities": [["none", {}], ["realism", {}], ["niqe", {}]],
             "grid_rows": 2,
         },
+        "c4": {
+            "generators": ["mnist-vae"],
+            "n_generated": 20,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "recall_k": 50,
+            "k": 30,
+            "distances": [["none", {}], ["l2", {}]],
+            "qualities": [["realism", {}]],
+            "throughput_images": 200,
+            "scaling_encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "sizes": [100, 300],
+            "noisy_distances": [["none", {}]],
+            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}],
+            "recall_ks": [50, 100],
+        },
         "motivation": {
             "generators": ["motivation-gan", "motivation-diffusion"],
             "n_generated": 20,
@@ -133,8 +158,6 @@ PROFILES: dict[str, dict[str, Any]] = {
             "rerank_encoder": ["efficientnet-lite0", {"resolution": 32}],
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
             "temperatures": [1.0, "auto", 0.1],
-            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}],
-            "recall_ks": [50, 100],
         },
         "models": {
             "seed": 0,
@@ -180,6 +203,22 @@ PROFILES: dict[str, dict[str, Any]] = {
             "qualities": [["none", {}], ["realism", {}], ["niqe", {}], ["brisque", {}]],
             "grid_rows": 3,
         },
+        "c4": {
+            "generators": ["mnist-vae", "fashion-mnist-vae"],
+            "n_generated": 100,
+            "encoder": ["efficientnet-lite0", {"resolution": 64}],
+            "recall_k": 200,
+            "k": 30,
+            "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
+            "qualities": [["realism", {}], ["niqe", {}], ["brisque", {}]],
+            "throughput_images": 2000,
+            "scaling_encoder": ["efficientnet-lite0", {"resolution": 32}],
+            "sizes": [1000, 3000, 10000, 30000, 60000],
+            "noisy_distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
+            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 16}],
+            "recall_ks": [100, 200, 400, 700],
+        },
         "motivation": {
             "generators": ["motivation-gan", "motivation-diffusion"],
             "n_generated": 500,
@@ -212,9 +251,6 @@ PROFILES: dict[str, dict[str, Any]] = {
             "rerank_encoder": ["efficientnet-lite0", {"resolution": 64}],
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
             "temperatures": [1.0, "auto", 0.1, 0.02],
-            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
-                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 16}],
-            "recall_ks": [100, 200, 400, 700],
         },
         "models": {
             "seed": 0,
@@ -261,6 +297,22 @@ PROFILES: dict[str, dict[str, Any]] = {
             "qualities": [["none", {}], ["realism", {}], ["niqe", {}], ["maniqa", {}]],
             "grid_rows": 3,
         },
+        "c4": {
+            "generators": ["mnist-vae", "cifar10-vae"],
+            "n_generated": 100,
+            "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
+            "recall_k": 200,
+            "k": 30,
+            "distances": [["none", {}], ["l2", {}], ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "qualities": [["realism", {}], ["maniqa", {}]],
+            "throughput_images": 10000,
+            "scaling_encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
+            "sizes": [1000, 3000, 10000, 30000, 60000],
+            "noisy_distances": [["none", {}], ["l2", {}], ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 16}],
+            "recall_ks": [100, 200, 400, 700],
+        },
         "motivation": {
             "generators": ["motivation-gan", "motivation-diffusion"],
             "n_generated": 1000,
@@ -295,9 +347,6 @@ PROFILES: dict[str, dict[str, Any]] = {
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 64}],
                           ["lpips", {"net": "alex"}], ["dreamsim", {}]],
             "temperatures": [1.0, "auto", 0.1, 0.02],
-            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
-                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 16}],
-            "recall_ks": [100, 200, 400, 700],
         },
         "models": {
             "seed": 0,

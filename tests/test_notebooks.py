@@ -16,9 +16,17 @@ NOTEBOOKS = sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 #: What each notebook must produce under the figures folder (stems; tables as CSV, figures as PNG + PDF).
 EXPECTED = {
     "00_data_and_generators": {"tables": ["generators_quality"], "figures": ["generator_samples"]},
+    "01_motivation": {"tables": ["motivation_ttest"], "figures": ["motivation_tsne", "motivation_value_histogram"]},
     "02_c1_identical_class": {"tables": ["c1_identical_class", "c1_embedding_ablation", "c1_generated_set_size"],
                               "figures": ["c1_identical_class", "c1_generated_set_size"]},
-    "08_engine_ablations": {"tables": ["ablation_encoder_rerank", "ablation_temperature", "ablation_pq_recall"],
+    "03_c2_identical_attributes": {"tables": ["c2_identical_attributes"],
+                                   "figures": ["c2_identical_attributes", "c2_contributors"]},
+    "04_c3_noisy_mnist": {"tables": ["c3_noisy_ranks"],
+                          "figures": ["c3_noisy_ranks", "c3_contributions_without_quality",
+                                      "c3_contributions_with_quality", "c3_quality_distribution"]},
+    "05_c4_efficiency": {"tables": ["c4_seconds_per_sample", "c4_scaling", "c4_whole_valuation", "c4_pq_recall"],
+                         "figures": ["c4_seconds_per_sample", "c4_scaling", "c4_pq_recall"]},
+    "08_engine_ablations": {"tables": ["ablation_encoder_rerank", "ablation_temperature"],
                             "figures": ["ablation_encoder_rerank", "ablation_temperature"]},
 }
 
