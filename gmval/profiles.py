@@ -77,6 +77,10 @@ training set; ``None`` for an image count means "all of them".
   ``snapshots`` (how many of the run's snapshots, evenly spread and ending with the last;
   None: all), ``train_subset`` (stratified subset of training images scored; None: all),
   ``seed`` and ``chunk_size`` (images per per-sample-gradient batch).
+* ``if4gan``: :func:`~gmval.baselines.if4gan.if4gan_values` settings: ``steps`` (traced SGD
+  steps after the GAN's checkpoint; None: one epoch, the reference's window; ``default``
+  traces the first 80 minibatches, ~5 CPU minutes), ``lr`` (η_D = η_G, the reference's 1e-3),
+  ``eval_latents`` / ``eval_seed`` (fixed latents V is measured on) and ``metric`` (``"log-is"``).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "baselines": {
             "vae_tracin": {"draws": 4, "loss": "elbo", "projection_dim": None, "snapshots": 1,
                            "train_subset": 200, "seed": 0, "chunk_size": 128},
+            "if4gan": {"steps": 2, "lr": 1e-3, "eval_latents": 64, "eval_seed": 0, "metric": "log-is"},
         },
         "c2": {
             "generators": ["mnist-gan"],
@@ -183,6 +188,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "baselines": {
             "vae_tracin": {"draws": 16, "loss": "elbo", "projection_dim": None, "snapshots": 1,
                            "train_subset": 5000, "seed": 0, "chunk_size": 128},
+            "if4gan": {"steps": 80, "lr": 1e-3, "eval_latents": 1000, "eval_seed": 0, "metric": "log-is"},
         },
         "c2": {
             "generators": ["mnist-gan", "mnist-diffusion"],
@@ -276,6 +282,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "baselines": {
             "vae_tracin": {"draws": 16, "loss": "elbo", "projection_dim": None, "snapshots": None,
                            "train_subset": None, "seed": 0, "chunk_size": 128},
+            "if4gan": {"steps": None, "lr": 1e-3, "eval_latents": 10000, "eval_seed": 0, "metric": "log-is"},
         },
         "c2": {
             "generators": ["mnist-gan", "mnist-diffusion"],
