@@ -1,0 +1,179 @@
+"""IF4GAN: the adjoint estimate against actual counterfactual replays, caching, bad input.
+
+A tiny DCGAN (8x8 digits, float64 so that changes of 1e-12 are measurable) is briefly
+trained with Adam, then a window of plain SGD steps is traced. The metric is log-IS of a
+nearest-class-mean classifier, which needs no training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from gmval.baselines import if4gan
+from gmval.baselines.if4gan import (
+    EvalMetric,
+    TraceWindow,
+    if4gan_influence,
+    if4gan_values,
+    log_inception_score,
+    replay_metric,
+)
+from gmval.data import load_digits
+from gmval.images import ImageSet, to_float
+from gmval.models import zoo
+from gmval.models.gan import DCGANDiscriminator, DCGANGenerator, GANConfig, GANTask
+from gmval.models.training import TrainConfig, seeded_init, train
+from gmval.profiles import get_profile
+
+CLEAN, NOISY, BATCH = 30, 6, 4
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageSet:
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def planted(digits: ImageSet) -> ImageSet:
+    """30 digits followed by 6 uniform-noise images (positions 30..35), the planted harmful ones."""
+    noise = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (NOISY, 1, 8, 8), dtype=np.uint8))
+    return ImageSet(torch.cat([digits.images[:CLEAN], noise]), np.arange(100, 100 + CLEAN + NOISY), name="planted")
+
+
+@pytest.fixture(scope="module")
+def gan(planted: ImageSet, tmp_path_factory: pytest.TempPathFactory) -> tuple[DCGANGenerator, DCGANDiscriminator]:
+    """The tiny pair after 3 Adam epochs (so that V is away from its minimum), in float64."""
+    config = GANConfig(1, 8, z_dim=8, hidden=32)
+    g = seeded_init(0, lambda: DCGANGenerator(config))
+    d = seeded_init(1, lambda: DCGANDiscriminator(config))
+    train(GANTask(g, d, lr=2e-3), planted, TrainConfig(epochs=3, batch_size=BATCH), tmp_path_factory.mktemp("gan"),
+          {}, progress=False)
+    return g.double(), d.double()
+
+
+@pytest.fixture(scope="module")
+def metric(digits: ImageSet) -> EvalMetric:
+    assert digits.labels is not None
+    means = torch.stack([to_float(digits.images[digits.labels == c]).mean(0) for c in range(10)])
+    means = means.flatten(1).double()
+
+    def nearest_mean_logits(x: torch.Tensor) -> torch.Tensor:
+        return -torch.cdist(x.flatten(1), means) ** 2 / 0.5
+
+    latents = torch.randn(32, 8, generator=torch.Generator().manual_seed(5))
+    return EvalMetric("log-is", log_inception_score(nearest_mean_logits), latents)
+
+
+def _actual(gan: tuple[DCGANGenerator, DCGANDiscriminator], data: ImageSet, window: TraceWindow,
+            metric: EvalMetric, lr: float, positions: list[int]) -> np.ndarray:
+    base = replay_metric(*gan, data, window, metric, lr)
+    return np.array([replay_metric(*gan, data, window, metric, lr, [j]) - base for j in positions])
+
+
+def test_estimate_agrees_in_sign_with_retraining(gan: Any, planted: ImageSet, metric: EvalMetric) -> None:
+    # One epoch: every image is in exactly one minibatch.
+    window = TraceWindow(BATCH, seed=0, start_step=27, steps=9)
+    lr = 0.05
+    weights = [p.detach().clone() for m in gan for p in m.parameters()]
+    influence = if4gan_influence(*gan, planted, window, metric, lr)
+    assert all(torch.equal(a, p) for a, p in zip(weights, (p for m in gan for p in m.parameters()), strict=True))
+    np.testing.assert_array_equal(influence.n_traced, np.ones(len(planted)))
+    assert influence.metric_start > 1e-3 and set(influence.timings) == {"trace", "metric_gradient", "adjoint", "total"}
+    # Images of the last step cannot move G; both the estimate and the replay say 0.
+    last = window.indices(len(planted), window.steps - 1)
+    assert np.all(influence.delta[last] == 0)
+
+    noisy = [j for j in range(CLEAN, CLEAN + NOISY) if j not in last]
+    clean = [j for j in range(12) if j not in last]
+    positions = noisy + clean
+    estimate = influence.delta[positions]
+    actual = _actual(gan, planted, window, metric, lr, positions)
+    report = np.c_[positions, estimate, actual]
+    assert np.all(actual != 0), report
+    agree = np.sign(estimate) == np.sign(actual)
+    assert agree[:len(noisy)].mean() >= 0.75, report
+    assert agree.mean() >= 0.75, report
+    assert np.corrcoef(estimate, actual)[0, 1] > 0.8, report
+
+
+def test_estimate_is_close_for_a_small_learning_rate(gan: Any, planted: ImageSet, metric: EvalMetric) -> None:
+    window = TraceWindow(BATCH, seed=0, start_step=27, steps=3)
+    lr = 1e-4
+    influence = if4gan_influence(*gan, planted, window, metric, lr)
+    positions = [int(j) for k in range(window.steps - 1) for j in window.indices(len(planted), k)][:6]
+    actual = _actual(gan, planted, window, metric, lr, positions)
+    np.testing.assert_allclose(influence.delta[positions], actual, rtol=0.05, atol=0.05 * np.abs(actual).max())
+
+
+def test_influence_is_deterministic(gan: Any, planted: ImageSet, metric: EvalMetric) -> None:
+    window = TraceWindow(BATCH, seed=1, start_step=0, steps=2)
+    first = if4gan_influence(*gan, planted, window, metric, 0.01)
+    second = if4gan_influence(*gan, planted, window, metric, 0.01)
+    np.testing.assert_array_equal(first.delta, second.delta)
+    assert first.metric_end == second.metric_end
+    # Only the 2 x 4 traced images can have an effect.
+    assert first.n_traced.sum() == 8 and np.all(first.delta[first.n_traced == 0] == 0)
+
+
+def test_bad_input_is_refused(gan: Any, planted: ImageSet, metric: EvalMetric, digits: ImageSet) -> None:
+    window = TraceWindow(BATCH, seed=0, start_step=0, steps=1)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        TraceWindow(BATCH, seed=0, start_step=0, steps=0)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        if4gan_influence(*gan, planted, window, metric, 0.0)
+    with pytest.raises(ValueError, match="do not fit"):
+        if4gan_influence(*gan, ImageSet(torch.zeros(4, 1, 16, 16, dtype=torch.uint8), np.arange(4)), window, metric,
+                         0.1)
+    with pytest.raises(ValueError, match="evaluation latents"):
+        if4gan_influence(*gan, planted, window, EvalMetric("x", metric.fn, torch.zeros(4, 3)), 0.1)
+    with pytest.raises(TypeError, match="DCGAN"):
+        if4gan_influence(gan[0], torch.nn.Linear(2, 2), planted, window, metric, 0.1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exclude"):
+        replay_metric(*gan, planted, window, metric, 0.1, exclude=[len(planted)])
+    with pytest.raises(ValueError, match="is a vae"):
+        if4gan_values("mnist-vae", "ci")
+    with pytest.raises(KeyError, match="unknown generator"):
+        if4gan_values("nope-gan", "ci")
+    bad = get_profile("ci")
+    bad["baselines"]["if4gan"]["metric"] = "fid"
+    with pytest.raises(ValueError, match="unknown IF4GAN metric"):
+        if4gan_values("noisy-mnist-gan", bad)
+    del bad["baselines"]["if4gan"]
+    with pytest.raises(KeyError, match="baselines.if4gan"):
+        if4gan_values("noisy-mnist-gan", bad)
+
+
+def test_zoo_values_are_cached(digits: ImageSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    splits = {"train": digits.subset(range(1500), name="digits-train"),
+              "test": digits.subset(range(1500, len(digits)), name="digits-test")}
+    monkeypatch.setattr(zoo, "load_split", lambda dataset, split: splits[split])
+    profile = get_profile("ci")
+    m = profile["models"]
+    m.update(train_images=48, test_images=32, quality_samples=8, sample_batch=8)
+    m["noisy"].update(n=8)
+    m["gan"].update(batch_size=16)
+    m["classifier"].update(batch_size=16)
+    profile["baselines"]["if4gan"].update(steps=2, eval_latents=8)
+
+    result = if4gan_values("noisy-mnist-gan", profile, tmp_path, progress=False)
+    data = zoo.training_data("noisy-mnist-gan", profile)
+    assert data.noisy_ids is not None
+    values = result.values
+    assert len(values) == 56 and list(values["train_id"]) == list(data.train.ids)
+    np.testing.assert_array_equal(values["value"], -result.delta)
+    assert sorted(values["rank"]) == list(range(1, 57)) and values["n_traced"].sum() == 32
+    assert result.config["window"]["steps"] == 2 and result.config["traced_images"] == 32
+    assert result.timings["total"] >= result.timings["adjoint"] > 0
+
+    monkeypatch.setattr(if4gan, "if4gan_influence", lambda *a, **k: pytest.fail("IF4GAN cache missed"))
+    again = if4gan_values("noisy-mnist-gan", profile, tmp_path, progress=False)
+    np.testing.assert_array_equal(again.delta, result.delta)
+    assert again.timings == result.timings
+    profile["baselines"]["if4gan"]["lr"] = 2e-3
+    with pytest.raises(pytest.fail.Exception, match="cache missed"):
+        if4gan_values("noisy-mnist-gan", profile, tmp_path, progress=False)
