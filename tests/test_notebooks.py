@@ -21,7 +21,7 @@ EXPECTED = {
                               "figures": ["c1_identical_class", "c1_generated_set_size"]},
     "03_c2_identical_attributes": {"tables": ["c2_identical_attributes"],
                                    "figures": ["c2_identical_attributes", "c2_contributors"]},
-    "04_c3_noisy_mnist": {"tables": ["c3_noisy_ranks"],
+    "04_c3_noisy_mnist": {"tables": ["c3_noisy_ranks", "c3_if4gan_vs_gmvaluator"],
                           "figures": ["c3_noisy_ranks", "c3_contributions_without_quality",
                                       "c3_contributions_with_quality", "c3_quality_distribution"]},
     "05_c4_efficiency": {"tables": ["c4_seconds_per_sample", "c4_scaling", "c4_whole_valuation", "c4_pq_recall"],
