@@ -96,6 +96,7 @@ _VAE_BETA = {"mnist": 4.0, "fashion-mnist": 2.0, "cifar10": 2.0}
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {
         "baselines": {
+            # Smoke scale: 220 gradients of 4 draws, a few CPU-seconds.
             "vae_tracin": {"draws": 4, "loss": "elbo", "projection_dim": None, "snapshots": 1,
                            "train_subset": 200, "seed": 0, "chunk_size": 128},
             "if4gan": {"steps": 2, "lr": 1e-3, "eval_latents": 64, "eval_seed": 0, "metric": "log-is"},
@@ -186,8 +187,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "default": {
         "baselines": {
-            "vae_tracin": {"draws": 16, "loss": "elbo", "projection_dim": None, "snapshots": 1,
-                           "train_subset": 5000, "seed": 0, "chunk_size": 128},
+            # Measured ~37 per-sample gradients (16 draws, dot products included) per CPU-second,
+            # so 3 snapshots x (3,000 training + 100 query) gradients take ~250 CPU-seconds: under
+            # 5 minutes on one core. Snapshots matter more than the subset: on 300 images x 20
+            # samples, scores from 3 of the 5 snapshots have Spearman 0.91 with all 5, the last
+            # alone 0.59. Exact gradients: with 100 queries the dot products cost less than a projection.
+            "vae_tracin": {"draws": 16, "loss": "elbo", "projection_dim": None, "snapshots": 3,
+                           "train_subset": 3000, "seed": 0, "chunk_size": 128},
             "if4gan": {"steps": 80, "lr": 1e-3, "eval_latents": 1000, "eval_seed": 0, "metric": "log-is"},
         },
         "c2": {
@@ -281,7 +287,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "paper": {
         "baselines": {
             "vae_tracin": {"draws": 16, "loss": "elbo", "projection_dim": None, "snapshots": None,
-                           "train_subset": None, "seed": 0, "chunk_size": 128},
+                           "train_subset": None, "seed": 0, "chunk_size": 512},
             "if4gan": {"steps": None, "lr": 1e-3, "eval_latents": 10000, "eval_seed": 0, "metric": "log-is"},
         },
         "c2": {
