@@ -1,0 +1,277 @@
+"""Recall-index scaling: exact (faiss flat) against IVF-PQ from 10^4 to 10^7 vectors.
+
+Vectors are synthetic, float32, L2-normalised like the encoder's embeddings, of the
+encoder's dimension (1280 for EfficientNet-Lite0's pooled features), drawn from a
+Gaussian mixture whose components vary along a shared low-dimensional subspace, so that
+nearest neighbours are structured (as real embeddings are) and recall@K means something.
+
+Vectors are generated in chunks and never held all at once, unless the exact index
+fits in memory. For each size it reports the build time, the index's memory, the search
+time per query and the recall@K of IVF-PQ against exact search on a few hundred queries.
+When the exact index does not fit (10^7 x 1280 float32 is 51 GB), the exact neighbours
+come from a chunked brute-force pass over the same stream, and the flat index's memory
+is reported as computed (n x d x 4 bytes), not allocated. A size whose IVF-PQ index would
+not fit either is skipped with a message.
+
+Run ``python -m benchmarks.bench_scaling --help`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import RESULTS, HelpFormatter, available_bytes, machine_info, peak_rss_mb, print_table, write_csv
+
+#: Full-size defaults, and the seconds-long ``--quick`` ones (``dim=None``: the encoder's).
+FULL = {"min_n": 1e4, "max_n": 1e7, "dim": None, "n_queries": 300, "m": 64, "train_samples": 100_000}
+QUICK = {"min_n": 1e3, "max_n": 1e4, "dim": 128, "n_queries": 100, "m": 16, "train_samples": 5000}
+
+TABLE_COLUMNS = ["n", "index", "build_s", "index_mb", "index_bytes_method", "search_ms_per_query",
+                 "recall_at_k", "exact_method", "note"]
+
+
+def encoder_dim() -> int:
+    """The recall embedding dimension of the default offline encoder."""
+    from gmval.encoders.efficientnet import EfficientNetLite0Encoder
+
+    return EfficientNetLite0Encoder.dim
+
+
+@dataclass
+class Mixture:
+    """Unit-norm vectors: a random centre, plus a shared low-rank Gaussian, plus isotropic noise.
+
+    Attributes:
+        dim: vector dimension.
+        clusters: mixture components.
+        latent_dim: rank of the within-component variation.
+        spread: scale of that variation relative to the centres' (unit) norm.
+        noise: scale of the full-rank isotropic noise, relative likewise.
+        seed: seed of centres and subspace.
+    """
+
+    dim: int
+    clusters: int = 1000
+    latent_dim: int = 64
+    spread: float = 0.5
+    noise: float = 0.1
+    seed: int = 0
+    centres: np.ndarray = field(init=False, repr=False)
+    basis: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        scale = np.float32(1 / math.sqrt(self.dim))
+        self.centres = rng.standard_normal((self.clusters, self.dim), dtype=np.float32) * scale
+        self.basis = rng.standard_normal((self.latent_dim, self.dim), dtype=np.float32) * scale
+
+    def sample(self, rows: int, rng: np.random.Generator) -> np.ndarray:
+        """``rows`` vectors (rows, dim) float32."""
+        x = self.centres[rng.integers(self.clusters, size=rows)]
+        x += (rng.standard_normal((rows, self.latent_dim), dtype=np.float32) * np.float32(self.spread)) @ self.basis
+        x += rng.standard_normal((rows, self.dim), dtype=np.float32) * np.float32(self.noise / math.sqrt(self.dim))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    def stream(self, n: int, chunk: int) -> Iterator[np.ndarray]:
+        """The n database vectors in chunks; chunk c is seeded by (seed, c), so reruns are identical."""
+        for c, start in enumerate(range(0, n, chunk)):
+            yield self.sample(min(chunk, n - start), np.random.default_rng([self.seed, 0, c]))
+
+    def queries(self, n: int) -> np.ndarray:
+        """Query vectors from the same mixture, disjoint from the database stream's seeds."""
+        return self.sample(n, np.random.default_rng([self.seed, 1]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--min-n", type=float, help="smallest database; sizes go up by x10 (default 1e4; quick 1e3)")
+    p.add_argument("--max-n", type=float, help="largest database (default 1e7; quick 1e4)")
+    p.add_argument("--dim", type=int, help="vector dimension (default: the encoder's, 1280; quick 128)")
+    p.add_argument("--n-queries", type=int, help="queries for search time and recall (default 300; quick 100)")
+    p.add_argument("--k", type=int, default=100, help="neighbours per query (recall@k)")
+    p.add_argument("--m", type=int, help="PQ sub-quantisers (default 64; quick 16)")
+    p.add_argument("--nbits", type=int, default=8, help="bits per PQ code")
+    p.add_argument("--nlist", type=int, default=None, help="IVF cells (default: gmval's 4*sqrt(n))")
+    p.add_argument("--nprobe", type=int, default=32, help="IVF cells visited per query")
+    p.add_argument("--train-samples", type=int, help="vectors that train IVF-PQ (default 100000; quick 5000)")
+    p.add_argument("--chunk", type=int, default=100_000, help="vectors generated (and added) at a time")
+    p.add_argument("--clusters", type=int, default=1000, help="mixture components")
+    p.add_argument("--memory-fraction", type=float, default=0.7,
+                   help="share of the memory available at each size that the run may plan to use")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=RESULTS / "scaling.csv", help="CSV to write (a PNG goes beside it)")
+    p.add_argument("--quick", action="store_true", help="10^3..10^4 vectors of dimension 128: seconds")
+    args = p.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.dim = args.dim or encoder_dim()
+    if args.dim % args.m:
+        p.error(f"--m {args.m} must divide --dim {args.dim}")
+    return args
+
+
+def sizes(min_n: float, max_n: float) -> list[int]:
+    """Powers of ten from ``min_n`` to ``max_n`` (both rounded to a power of ten)."""
+    return [10 ** e for e in range(round(math.log10(min_n)), round(math.log10(max_n)) + 1)]
+
+
+def ivfpq_bytes(n: int, dim: int, m: int, nbits: int, nlist: int) -> int:
+    """Planned IVF-PQ size: codes and 8-byte ids per vector, coarse centroids, PQ codebooks."""
+    return int(n * (m * nbits / 8 + 8) + nlist * dim * 4 + dim * 2 ** nbits * 4)
+
+
+def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray) -> list[dict[str, Any]]:
+    """Build both indexes over the same n vectors (or plan them and skip) and measure them."""
+    import faiss
+
+    from gmval.recall import RecallConfig, RecallIndex, recall_at_k
+
+    d, k = args.dim, min(args.k, n)
+    nlist = args.nlist or max(1, int(4 * math.sqrt(n)))
+    cfg = RecallConfig("ivfpq", m=args.m, nbits=args.nbits, nlist=nlist, nprobe=args.nprobe,
+                       train_samples=args.train_samples, seed=args.seed)
+    budget = int(args.memory_fraction * available_bytes())
+    working = 3 * min(args.chunk, n) * d * 4  # the chunk, its copy inside faiss, k-means scratch
+    flat_bytes, pq_plan = n * d * 4, ivfpq_bytes(n, d, args.m, args.nbits, nlist)
+    base = {"n": n, "dim": d, "k": k, "n_queries": len(queries), "budget_mb": budget / 2**20}
+    flat_row = {**base, "index": "flat", "index_bytes": flat_bytes, "recall_at_k": 1.0}
+    pq_row = {**base, "index": "ivfpq", **cfg.params(), "index_bytes_planned": pq_plan}
+    # IVF-PQ trains on the first chunk; fewer vectors than IVF cells cannot place the centroids.
+    train_rows = min(n, args.chunk, args.train_samples)
+    if train_rows < nlist:
+        note = f"skipped: {train_rows} training vectors for {nlist} IVF cells"
+        print(f"[bench_scaling] n={n}: {note}", file=sys.stderr)
+        return [{**flat_row, "note": note}, {**pq_row, "note": note}]
+    if pq_plan + working > budget:
+        note = (f"skipped: IVF-PQ needs ~{(pq_plan + working) / 2**30:.1f} GiB, budget "
+                f"{budget / 2**30:.1f} GiB")
+        print(f"[bench_scaling] n={n}: {note}", file=sys.stderr)
+        return [{**flat_row, "note": note}, {**pq_row, "note": note}]
+    keep_flat = flat_bytes + pq_plan + working <= budget
+    if not keep_flat:
+        print(f"[bench_scaling] n={n}: a flat index ({flat_bytes / 2**30:.1f} GiB) does not fit the budget "
+              f"({budget / 2**30:.1f} GiB); exact neighbours by chunked brute force", file=sys.stderr)
+
+    ivf = flat = heap = None
+    timer = dict.fromkeys(("generate", "ivf_build", "flat_build", "brute"), 0.0)
+    start = time.perf_counter()
+    for offset, x in _offsets(mix.stream(n, args.chunk)):
+        t0 = time.perf_counter()
+        timer["generate"] += t0 - start
+        if ivf is None:
+            ivf = RecallIndex(cfg).build(x)  # trains on (a sample of) the first chunk, as gmval would
+        else:
+            ivf.index.add(x)
+        t1 = time.perf_counter()
+        timer["ivf_build"] += t1 - t0
+        if keep_flat:
+            if flat is None:
+                flat = RecallIndex(RecallConfig("flat")).build(x)
+            else:
+                flat.index.add(x)
+            timer["flat_build"] += time.perf_counter() - t1
+        else:
+            dist, idx = faiss.knn(queries, x, min(k, len(x)))
+            if heap is None:
+                heap = faiss.ResultHeap(len(queries), k)
+            heap.add_result(dist, idx + offset)
+            timer["brute"] += time.perf_counter() - t1
+        start = time.perf_counter()
+    assert ivf is not None
+
+    t0 = time.perf_counter()
+    approx = ivf.search(queries, k)[1]
+    pq_search = time.perf_counter() - t0
+    if keep_flat:
+        assert flat is not None
+        t0 = time.perf_counter()
+        exact = flat.search(queries, k)[1]
+        exact_search, method = time.perf_counter() - t0, "flat index"
+    else:
+        assert heap is not None
+        heap.finalize()
+        exact, exact_search, method = heap.I, timer["brute"], "chunked brute force (faiss.knn per chunk)"
+    nq = len(queries)
+    common = {"generate_s": timer["generate"], "exact_method": method, "peak_rss_mb": peak_rss_mb()}
+    flat_row |= {**common, "build_s": timer["flat_build"] if keep_flat else np.nan, "index_bytes_method": "computed",
+                 "search_ms_per_query": 1e3 * exact_search / nq,
+                 "note": "" if keep_flat else "not built: memory computed, search time of the brute-force pass"}
+    pq_row |= {**common, "build_s": timer["ivf_build"], "index_bytes": faiss.serialize_index(ivf.index).nbytes,
+               "index_bytes_method": "serialized", "search_ms_per_query": 1e3 * pq_search / nq,
+               "recall_at_k": recall_at_k(approx, exact), "note": ""}
+    return [flat_row, pq_row]
+
+
+def _offsets(chunks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    offset = 0
+    for x in chunks:
+        yield offset, x
+        offset += len(x)
+
+
+def plot(df: pd.DataFrame, png: Path) -> None:
+    """Build time, memory, search time and recall against n, flat vs IVF-PQ (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    panels = [("build_s", "build (s)"), ("index_mb", "index memory (MiB)"),
+              ("search_ms_per_query", "search (ms / query)"), ("recall_at_k", "recall@k vs exact")]
+    for ax, (col, label) in zip(axes, panels, strict=True):
+        for name, grp in df.groupby("index"):
+            grp = grp.dropna(subset=[col])
+            ax.plot(grp["n"], grp[col], "o-", label=name)
+        ax.set_xscale("log")
+        if col != "recall_at_k":
+            ax.set_yscale("log")
+        ax.set_xlabel("database vectors n")
+        ax.set_title(label)
+    axes[0].legend()
+    fig.suptitle(f"dim={int(df['dim'].iloc[0])}; flat memory beyond the budget is computed, not allocated",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run every size, write the CSV (rewritten after each size) and its PNG; returns the table."""
+    import faiss
+
+    args = parse_args(argv)
+    mix = Mixture(args.dim, clusters=args.clusters, seed=args.seed)
+    queries = mix.queries(args.n_queries)
+    machine = {**machine_info("cpu"), "faiss_threads": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__}
+    rows: list[dict[str, Any]] = []
+    df = pd.DataFrame()
+    for n in sizes(args.min_n, args.max_n):
+        start = time.perf_counter()
+        rows += run_size(n, args, mix, queries)
+        df = pd.DataFrame(rows).assign(**machine)
+        df["index_mb"] = df["index_bytes"] / 2**20
+        write_csv(df, args.out)
+        print(f"[bench_scaling] n={n}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    plot(df, args.out.with_suffix(".png"))
+    print_table(df, TABLE_COLUMNS)
+    print(f"wrote {args.out}")
+    return df
+
+
+if __name__ == "__main__":
+    main()
