@@ -65,6 +65,7 @@ training set; ``None`` for an image count means "all of them".
 * ``generators``: zoo names valued; ``n_generated``: samples per generator (the paper's m = 100).
 * ``encoder`` / ``recall_k`` / ``ks``: recall encoder, candidates per sample, reported k.
 * ``distances``: ``[name, kwargs]`` re-ranking distances.
+* ``tracin_generators``: β-VAEs also valued by VAE-TracIn (settings in ``baselines.vae_tracin``).
 * ``embedding_encoders``: encoders of the embedding ablation (Table 9) on ``embedding_generator``.
 * ``size_generators`` / ``pool`` / ``sizes`` / ``repeats``: the generated-set-size study (Fig. 7):
   ``repeats`` draws of m same-class samples from a pool of ``pool`` samples.
@@ -150,6 +151,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "recall_k": 100,
             "ks": [30, 50, 100],
             "distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
+            "tracin_generators": ["mnist-vae"],
             "embedding_generator": "mnist-vae",
             "embedding_encoders": [["pixels", {}], ["efficientnet-lite0", {"resolution": 32}]],
             "size_generators": ["mnist-gan"],
@@ -247,6 +249,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "recall_k": 200,
             "ks": [30, 50, 100],
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
+            "tracin_generators": ["mnist-vae"],
             "embedding_generator": "mnist-vae",
             "embedding_encoders": [["pixels", {}], ["pca", {"dim": 64}], ["efficientnet-lite0", {"resolution": 32}],
                                    ["efficientnet-lite0", {"resolution": 64}]],
@@ -343,6 +346,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ks": [30, 50, 100],
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 64}],
                           ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "tracin_generators": ["mnist-vae", "cifar10-vae"],
             "embedding_generator": "mnist-vae",
             "embedding_encoders": [["pixels", {}], ["efficientnet-lite0", {"resolution": 64}],
                                    ["clip", {"model": "ViT-B-32", "pretrained": "openai"}]],
