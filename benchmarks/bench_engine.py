@@ -304,7 +304,9 @@ def plot(df: pd.DataFrame, png: Path) -> None:
     fast = df[(df["path"] == "fast") & df["per_sample_ms"].notna()] if "per_sample_ms" in df else df.iloc[:0]
     if fast.empty:
         return
-    largest = fast[fast["n_generated"] == fast["n_generated"].max()].set_index("variant")
+    # keep="last": when --naive-subset equals a generated-set size, the later row is the naive comparison's.
+    largest = fast[fast["n_generated"] == fast["n_generated"].max()].drop_duplicates("variant", keep="last")
+    largest = largest.set_index("variant")
     naive = df[df["path"] == "naive"].set_index("variant")
     fig, axes = plt.subplots(1, 2 if len(naive) else 1, figsize=(12 if len(naive) else 7, 3.8), squeeze=False)
     ax = axes[0, 0]
@@ -313,10 +315,11 @@ def plot(df: pd.DataFrame, png: Path) -> None:
     ax.axvline(raw_ms, color="k", ls="--", lw=1, label=f"bare encoder forward ({raw_ms:.2g} ms)")
     ax.set_xlabel(f"ms per generated sample (n_generated={int(largest['n_generated'].iloc[0])})")
     ax.set_title(f"engine, n_train={int(largest['n_train'].iloc[0])}, caching off")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     if len(naive):
         ax = axes[0, 1]
-        subset = fast[fast["n_generated"] == naive["n_generated"].iloc[0]].set_index("variant")
+        subset = fast[fast["n_generated"] == naive["n_generated"].iloc[0]].drop_duplicates("variant", keep="last")
+        subset = subset.set_index("variant")
         pd.DataFrame({"naive Algorithm 1": naive["per_sample_ms"],
                       "engine": subset["per_sample_ms"].reindex(naive.index)}).plot.barh(ax=ax, logx=True)
         ax.set_xlabel(f"ms per generated sample (n_generated={int(naive['n_generated'].iloc[0])}, log)")

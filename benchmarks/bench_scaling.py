@@ -230,6 +230,8 @@ def plot(df: pd.DataFrame, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if "search_ms_per_query" not in df or df["search_ms_per_query"].isna().all():
+        return  # every size was skipped: nothing to draw
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     panels = [("build_s", "build (s)"), ("index_mb", "index memory (MiB)"),
               ("search_ms_per_query", "search (ms / query)"), ("recall_at_k", "recall@k vs exact")]
