@@ -18,10 +18,11 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -161,7 +162,7 @@ class ArtifactStore:
         if self.root is None:
             tmp = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
             _write_payload(tmp, stage, params, arrays, tables, extra)
-            return Artifact(tmp, _read_metadata(tmp))
+            return _scratch(Artifact(tmp, _read_metadata(tmp)), tmp)
         final = self._path(stage, params)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
@@ -198,8 +199,10 @@ class ChunkWriter:
             raise ValueError(f"chunked arrays must share their first dimension, got {rows}")
         self.rows = rows.pop()
         self.store, self.stage, self.params, self.specs = store, stage, params, arrays
+        self._cleanup: weakref.finalize | None = None
         if store.root is None:
             self.dir = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
         else:
             self.dir = store._path(stage, params).with_name(artefact_key(stage, params) + ".partial")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -250,11 +253,24 @@ class ChunkWriter:
         (self.dir / "progress.json").unlink()
         _write_metadata(self.dir, self.stage, self.params,
                         {n: {"shape": list(s), "dtype": d} for n, (s, d) in self.specs.items()}, [])
-        if self.store.root is None:
-            return Artifact(self.dir, _read_metadata(self.dir))
+        if self._cleanup is not None:
+            self._cleanup.detach()  # the folder now belongs to the artefact
+            return _scratch(Artifact(self.dir, _read_metadata(self.dir)), self.dir)
         final = self.store._path(self.stage, self.params)
         _publish(self.dir, final)
         return Artifact(final, _read_metadata(final))
+
+
+_T = TypeVar("_T")
+
+
+def _scratch(owner: _T, folder: Path) -> _T:
+    """Tie an uncached store's scratch folder to ``owner``: removed when ``owner`` is collected.
+
+    Arrays already memory-mapped from it stay readable (an unlinked file lives while mapped).
+    """
+    weakref.finalize(owner, shutil.rmtree, folder, True)
+    return owner
 
 
 def _write_payload(folder: Path, stage: str, params: dict[str, Any], arrays: dict[str, np.ndarray],

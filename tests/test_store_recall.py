@@ -111,3 +111,26 @@ def test_recall_errors_name_the_parameter() -> None:
         ivf.search(x[:5], 200)
     with pytest.raises(ValueError, match="unknown recall index"):
         RecallConfig.parse("hnsw")
+
+
+def test_uncached_store_leaves_no_scratch_folders() -> None:
+    import gc
+
+    store = ArtifactStore(None)
+    art = store.save("scratch", {"a": 1}, arrays={"x": np.arange(5)})
+    folder = art.path
+    kept = art.array("x")
+    writer = store.chunked("scratch", {"a": 2}, {"y": ((4,), "float32")})
+    for rows in writer.pending(2):
+        writer.write(rows, y=np.ones(rows.stop - rows.start, np.float32))
+    chunked = writer.finish()
+    chunk_folder = chunked.path
+    del writer
+    gc.collect()
+    assert chunk_folder.is_dir() and chunked.array("y").sum() == 4   # still owned by the artefact
+    abandoned = store.chunked("scratch", {"a": 3}, {"z": ((4,), "float32")})
+    abandoned_folder = abandoned.dir
+    del art, chunked, abandoned
+    gc.collect()
+    assert not folder.exists() and not chunk_folder.exists() and not abandoned_folder.exists()
+    np.testing.assert_array_equal(kept, np.arange(5))   # a mapped array outlives its folder
