@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from gmval import paths
 from gmval.distances import Distance, create_distance
@@ -37,6 +33,7 @@ from gmval.encoders import Encoder, create_encoder
 from gmval.images import ImageSet, as_imageset
 from gmval.quality import QualityModel, create_quality_model
 from gmval.recall import RecallConfig, RecallIndex
+from gmval.stages import TimedStages
 from gmval.store import Artifact, ArtifactStore, artefact_key, atomic_write_text
 from gmval.value import Temperature, contribution_weights, data_values, resolve_temperature
 
@@ -102,7 +99,7 @@ def _digest(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16]
 
 
-class Valuator:
+class Valuator(TimedStages):
     """GMValuator with swappable stages.
 
     Args:
@@ -152,16 +149,6 @@ class Valuator:
         self._index_key = ""
 
     # ----------------------------------------------------------------- helpers
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-
-    def _bar(self, total: int, desc: str) -> tqdm:
-        return tqdm(total=total, desc=desc, unit="img", disable=not self.progress, leave=False)
 
     def recall_k(self, n_train: int) -> int:
         """The number of recalled candidates for a training set of ``n_train`` images."""

@@ -63,7 +63,6 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,6 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
-from tqdm.auto import tqdm
 
 from gmval import paths
 from gmval.data import subsample
@@ -81,6 +79,7 @@ from gmval.images import ImageSet, as_imageset, to_float
 from gmval.models.training import PARAMS, default_device, list_snapshots, load_weights
 from gmval.models.vae import BetaVAE, VAEConfig
 from gmval.profiles import get_profile
+from gmval.stages import TimedStages
 from gmval.store import ArtifactStore, atomic_write_bytes
 from gmval.valuator import ValuationResult
 
@@ -229,7 +228,7 @@ def _rows_digest(rows: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-class VAETracIn:
+class VAETracIn(TimedStages):
     """VAE-TracIn scores of training images for query images, from a β-VAE's weight snapshots.
 
     Args:
@@ -307,16 +306,6 @@ class VAETracIn:
         return folder
 
     # ---------------------------------------------------------------- helpers
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-
-    def _bar(self, total: int, desc: str) -> tqdm:
-        return tqdm(total=total, desc=desc, unit="img", disable=not self.progress, leave=False)
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return {name: p.detach() for name, p in self.objective.named_parameters()}
