@@ -47,6 +47,8 @@ from benchmarks.common import (
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("embed_generated", "recall", "rerank", "quality", "value")
+#: Forward passes of networks: the encoder's, and the distance's inside ``rerank``.
+FORWARDS = ("embed_generated", "distance_features")
 MNIST_SIZES = {"train": 60_000, "test": 10_000}
 
 
@@ -104,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     p.add_argument("--resolution", type=int, default=64, help="EfficientNet-Lite0 input side")
     p.add_argument("--batch-size", type=int, default=256, help="encoder and distance batch size")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="forward precision of the encoder and effnet-features (gmval.precision)")
     p.add_argument("--k", type=int, default=30, help="contributors per generated image")
     p.add_argument("--recall-k", type=int, default=None, help="recalled candidates (default: max(2k, 100))")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
@@ -139,21 +143,22 @@ def raw_encoder_throughput(cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from gmval.data import load_mnist
-    from gmval.encoders.efficientnet import load_efficientnet_lite0, preprocess
+    from gmval.encoders.efficientnet import EfficientNetLite0Encoder, preprocess
+    from gmval.precision import forward_precision
 
     device, bs = cfg["device"], cfg["batch_size"]
-    net = load_efficientnet_lite0(cfg["resolution"]).to(device)
+    enc = EfficientNetLite0Encoder(cfg["resolution"], precision=cfg["precision"], device=device)
     x = preprocess(load_mnist("test").images[:bs], cfg["resolution"]).to(device)
     n_batches = max(1, cfg["raw_images"] // bs)
-    with torch.inference_mode():
-        net.extract_features(x).mean(dim=(2, 3))  # warm-up: allocator, oneDNN/cuDNN kernel choice
+    with torch.inference_mode(), forward_precision(enc.precision, enc.device):
+        enc.net.extract_features(x).mean(dim=(2, 3))  # warm-up: allocator, oneDNN/cuDNN kernel choice
         _sync(device)
         start = time.perf_counter()
         for _ in range(n_batches):
-            net.extract_features(x).mean(dim=(2, 3))
+            enc.net.extract_features(x).mean(dim=(2, 3))
         _sync(device)
         elapsed = time.perf_counter() - start
-    return {"encoder_raw_img_per_s": n_batches * bs / elapsed, "peak_rss_mb": peak_rss_mb()}
+    return {"encoder_raw_img_per_s": n_batches * bs / elapsed, "precision": enc.precision, "peak_rss_mb": peak_rss_mb()}
 
 
 def _sync(device: str) -> None:
@@ -186,9 +191,12 @@ def run_variant(name: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     rss_base = rss_mb()
 
     start = time.perf_counter()
-    encoder = EfficientNetLite0Encoder(cfg["resolution"], device=device, batch_size=cfg["batch_size"])
-    distance = create_distance(variant.distance, device=device, batch_size=cfg["batch_size"],
-                               **variant.distance_kwargs)
+    encoder = EfficientNetLite0Encoder(cfg["resolution"], precision=cfg["precision"], device=device,
+                                       batch_size=cfg["batch_size"])
+    dist_kwargs = dict(variant.distance_kwargs)
+    if variant.distance == "effnet-features":
+        dist_kwargs["precision"] = cfg["precision"]
+    distance = create_distance(variant.distance, device=device, batch_size=cfg["batch_size"], **dist_kwargs)
     quality = create_quality_model(variant.quality, device=device)
     setup_s = time.perf_counter() - start
     v = Valuator(encoder, distance, quality, k=cfg["k"], recall_k=cfg["recall_k"], recall="flat", cache_dir=None,
@@ -202,8 +210,9 @@ def run_variant(name: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
     def measured(path: str, n: int, wall_s: float, timings: dict[str, float]) -> dict[str, Any]:
         row = {**base, "path": path, "n_generated": n, "per_sample_ms": 1e3 * wall_s / n,
-               **{f"{s}_ms": 1e3 * timings.get(s, 0.0) / n for s in STAGES}, "peak_rss_mb": peak_rss_mb()}
-        row["non_encoder_ms_per_sample"] = row["per_sample_ms"] - row["embed_generated_ms"]
+               **{f"{s}_ms": 1e3 * timings.get(s, 0.0) / n for s in (*STAGES, *FORWARDS[1:])},
+               "peak_rss_mb": peak_rss_mb()}
+        row["non_encoder_ms_per_sample"] = row["per_sample_ms"] - sum(row[f"{s}_ms"] for s in FORWARDS)
         if cuda:
             row["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         return row
@@ -284,12 +293,14 @@ def finish_table(rows: list[dict[str, Any]], raw: dict[str, Any], machine: dict[
     """Rows -> the CSV's table, with the raw-encoder columns and machine description on each row."""
     df = pd.DataFrame(rows)
     df["encoder_raw_img_per_s"] = raw.get("encoder_raw_img_per_s", np.nan)
+    df["precision"] = raw.get("precision", "")
     if "per_sample_ms" in df:
         df["ratio_end_to_end_vs_raw"] = df["per_sample_ms"] / (1e3 / df["encoder_raw_img_per_s"])
     for key, value in machine.items():
         df[key] = value
     first = ["variant", "path", "distance", "distance_params", "quality", "n_train", "n_generated", "one_time_s",
-             "per_sample_ms", *[f"{s}_ms" for s in STAGES], "non_encoder_ms_per_sample", "encoder_raw_img_per_s",
+             "per_sample_ms", *[f"{s}_ms" for s in STAGES], "distance_features_ms", "non_encoder_ms_per_sample",
+             "encoder_raw_img_per_s",
              "ratio_end_to_end_vs_raw", "naive_speedup", "topk_match", "peak_rss_mb"]
     return df[[c for c in first if c in df] + [c for c in df if c not in first]]
 
@@ -338,7 +349,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame | None:
     device = pick_device(args.device)
     cfg = {"n_train": args.n_train, "n_generated": args.n_generated, "naive_subset": args.naive_subset,
            "raw_images": args.raw_images, "resolution": args.resolution, "batch_size": args.batch_size,
-           "k": args.k, "recall_k": args.recall_k, "device": device}
+           "k": args.k, "recall_k": args.recall_k, "device": device, "precision": args.precision}
     run = run_task if args.in_process else _in_subprocess
     machine = machine_info(device)
     rows: list[dict[str, Any]] = []

@@ -9,6 +9,8 @@ reused; a folder whose metadata does not match the request is refused with an er
 Folders appear only once complete (written under a temporary name, then renamed).
 Long stages write through :class:`ChunkWriter` into ``<key>.partial`` and record how
 many rows are done after each chunk, so an interrupted run resumes where it stopped.
+Per-row results needed for changing subsets of rows (re-ranking features of whichever
+training images are recalled) live in a :class:`RowCache`, ``<key>.rows``, filled on demand.
 """
 
 from __future__ import annotations
@@ -174,6 +176,10 @@ class ArtifactStore:
             raise
         return Artifact(final, _read_metadata(final))
 
+    def rows(self, stage: str, params: dict[str, Any], shape: tuple[int, int], dtype: str) -> RowCache:
+        """A per-row cache of shape (rows, width), filled on demand (see :class:`RowCache`)."""
+        return RowCache(self, stage, params, shape, dtype)
+
     def chunked(self, stage: str, params: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]]
                 ) -> ChunkWriter:
         """A resumable writer for arrays filled row-chunk by row-chunk.
@@ -259,6 +265,69 @@ class ChunkWriter:
         final = self.store._path(self.stage, self.params)
         _publish(self.dir, final)
         return Artifact(final, _read_metadata(final))
+
+
+class RowCache:
+    """A (rows, width) array whose rows are computed the first time any caller needs them.
+
+    Unlike a :class:`ChunkWriter`, which fills all rows in order, it serves any subset:
+    re-ranking needs the features of the recalled training images, a different subset
+    for every generated set, and each row is computed once per training set. A row is
+    marked filled only after its values are flushed, so an interruption loses at most
+    the chunk in flight. The folder's ``metadata.json`` is checked on every open.
+    """
+
+    def __init__(self, store: ArtifactStore, stage: str, params: dict[str, Any], shape: tuple[int, int],
+                 dtype: str) -> None:
+        self._cleanup: weakref.finalize | None = None
+        if store.root is None:
+            self.dir = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
+        else:
+            self.dir = store._path(stage, params).with_name(artefact_key(stage, params) + ".rows")
+        meta = {"stage": stage, "params": json.loads(canonical(params)),
+                "arrays": {"values": {"shape": list(shape), "dtype": dtype}}, "format": FORMAT}
+        values, filled = self.dir / "values.npy", self.dir / "filled.npy"
+        if (self.dir / "metadata.json").exists():
+            if canonical(_read_metadata(self.dir)) != canonical(meta):
+                raise CacheError(f"row cache {self.dir} belongs to other parameters or shapes; refusing to mix "
+                                 f"configurations (delete the folder to recompute)")
+            try:
+                self.values = np.load(values, mmap_mode="r+")
+                self.filled = np.load(filled, mmap_mode="r+")
+            except (OSError, ValueError) as exc:
+                raise CacheError(f"row cache {self.dir} is unreadable ({exc}); delete it to recompute") from exc
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.values = np.lib.format.open_memmap(values, mode="w+", dtype=dtype, shape=shape)
+            self.filled = np.lib.format.open_memmap(filled, mode="w+", dtype=bool, shape=(shape[0],))
+            atomic_write_text(self.dir / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
+
+    def missing(self, rows: np.ndarray) -> np.ndarray:
+        """The sorted unique rows of ``rows`` not computed yet."""
+        rows = np.unique(rows)
+        return rows[~self.filled[rows]]
+
+    def fill(self, rows: np.ndarray, compute: Callable[[np.ndarray], np.ndarray], chunk: int,
+             progress: Callable[[int], object] | None = None) -> np.ndarray:
+        """Compute the missing ones of ``rows`` in chunks; returns the (memory-mapped) array.
+
+        Args:
+            rows: row indices needed (any order, repeats allowed).
+            compute: sorted row indices -> their values (len(rows), width).
+            chunk: rows per call of ``compute``.
+            progress: called with the number of rows after each chunk.
+        """
+        todo = self.missing(rows)
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            self.values[part] = compute(part)
+            self.values.flush()
+            self.filled[part] = True
+            self.filled.flush()
+            if progress is not None:
+                progress(len(part))
+        return self.values
 
 
 _T = TypeVar("_T")

@@ -6,7 +6,8 @@ Stages, each an artefact keyed by everything it depends on:
 2. ``index``: the faiss index of the training embeddings (recall config).
 3. ``recall``: the K nearest training images of each generated image.
 4. ``rerank``: the re-ranking distance of each generated image to its K candidates,
-   from per-image features computed once (``train-features`` for the training side).
+   from per-image features computed once (``train-features``, one row cache per training
+   set, filled with the recalled images' rows as they are first needed).
 5. ``quality``: q_j of each generated image.
 6. value: top-k by distance, Eq. 6, Eq. 5 (cheap; recomputed every call, so k and the
    temperature can change without touching the stages above).
@@ -16,7 +17,6 @@ All stages stream in row chunks, so no (generated x training) matrix is ever for
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ from gmval.images import ImageSet, as_imageset
 from gmval.quality import QualityModel, create_quality_model
 from gmval.recall import RecallConfig, RecallIndex
 from gmval.stages import TimedStages
-from gmval.store import Artifact, ArtifactStore, artefact_key, atomic_write_text
+from gmval.store import Artifact, ArtifactStore, RowCache, artefact_key, atomic_write_text
 from gmval.value import Temperature, contribution_weights, data_values, resolve_temperature
 
 #: Bytes of gathered candidate features held at once during re-ranking.
@@ -53,7 +53,9 @@ class ValuationResult:
             ``generated_id``, [``generated_label``], ``rank`` (1 = nearest), ``train_index``,
             ``train_id``, [``train_label``], ``distance`` (d_ij), ``weight`` (the normalised
             exp(-d/T)), ``quality`` (q_j) and ``contribution`` (Eq. 6).
-        timings: seconds spent per stage in this call (cache hits are near 0).
+        timings: seconds spent per stage in this call (cache hits are near 0);
+            ``distance_features`` is the part of ``rerank`` spent in the distance's network
+            (features of the generated images and of newly recalled training images).
         config: the settings that produced the result.
     """
 
@@ -95,10 +97,6 @@ def _component(spec: Any, factory: Any, device: str | torch.device | None) -> An
     return spec
 
 
-def _digest(arr: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16]
-
-
 class Valuator(TimedStages):
     """GMValuator with swappable stages.
 
@@ -109,7 +107,7 @@ class Valuator(TimedStages):
         k: contributors kept per generated image (the paper's top-k).
         recall_k: candidates recalled before re-ranking; default ``max(2k, 100)`` capped at
             the training-set size.
-        recall: faiss index: ``"flat"``, ``"pq"``, ``"ivfpq"``, a dict or a :class:`RecallConfig`.
+        recall: ``"flat"`` (exact), faiss ``"pq"`` or ``"ivfpq"``, a dict or a :class:`RecallConfig`.
         temperature: T in exp(-d/T) (Eq. 6); ``"auto"`` uses the median kept distance.
         cache_dir: artefact folder; ``None`` disables caching.
         chunk_size: generated (and training) images per streamed chunk.
@@ -147,6 +145,7 @@ class Valuator(TimedStages):
         self._train_emb_key = ""
         self._index: RecallIndex | None = None
         self._index_key = ""
+        self._row_caches: dict[str, RowCache] = {}
 
     # ----------------------------------------------------------------- helpers
 
@@ -199,12 +198,14 @@ class Valuator(TimedStages):
         params = {"recall": self.recall_config.params(), "embeddings": self._train_emb_key}
         self._index_key = artefact_key("index", params)
         with self._timed("index"):
-            art = self.store.load("index", params)
+            index = RecallIndex(self.recall_config, self.encoder.device)
+            art = None if index.exact else self.store.load("index", params)
             if art is not None:
                 self._index = RecallIndex.load(self.recall_config, art.file("index.faiss"))
             else:
-                self._index = RecallIndex(self.recall_config).build(self._train_emb)
-                self.store.save("index", params, extra=lambda d: self._index.save(d / "index.faiss"))
+                self._index = index.build(self._train_emb)
+                if not index.exact:
+                    self.store.save("index", params, extra=lambda d: index.save(d / "index.faiss"))
         self._fit_quality()
         return self
 
@@ -255,9 +256,7 @@ class Valuator(TimedStages):
                 assert self._train_emb is not None
                 train_feats, pos = self._train_emb, candidates
             elif self.distance.cache_features:
-                unique = np.unique(candidates)
-                train_feats = self._train_features(train, unique)
-                pos = np.searchsorted(unique, candidates)
+                train_feats, pos = self._train_features(train, candidates), candidates
             else:
                 train_feats, pos = None, candidates
             writer = self.store.chunked("rerank", params, {"distances": ((m, kk), "float32")})
@@ -267,7 +266,8 @@ class Valuator(TimedStages):
                     if self.distance.uses_embeddings:
                         a = torch.from_numpy(gen_emb[rows])
                     else:
-                        a = self.distance.features_of(generated.images[rows]).float()
+                        with self._timed("distance_features"):
+                            a = self.distance.features_of(generated.images[rows]).float()
                     if train_feats is None:
                         flat = self.distance.features_of(train.images[torch.from_numpy(pos[rows].ravel())])
                         b = flat.float().reshape(len(a), kk, -1)
@@ -286,23 +286,21 @@ class Valuator(TimedStages):
         return int(max(1, min(self.chunk_size, GATHER_BUDGET // max(1, kk * width * 4))))
 
     def _train_features(self, train: ImageSet, rows: np.ndarray) -> np.ndarray:
-        """Distance features of the training images at ``rows`` (cached, memory-mapped)."""
-        params = {"distance": self.distance.params(), "train": train.fingerprint(), "rows": _digest(rows),
-                  "n_rows": len(rows)}
-        art = self.store.load("train-features", params)
-        if art is None:
-            first = self.distance.features(train.images[int(rows[0]):int(rows[0]) + 1])
-            dtype = str(self.distance.feature_dtype).replace("torch.", "")
-            writer = self.store.chunked("train-features", params,
-                                        {"features": ((len(rows), first.shape[1]), dtype)})
-            with self._bar(len(rows), f"features {self.distance.name}") as bar:
-                bar.update(writer.done)
-                for chunk in writer.pending(self.chunk_size):
-                    idx = torch.from_numpy(rows[chunk])
-                    writer.write(chunk, features=self.distance.features_of(train.images[idx]).numpy())
-                    bar.update(chunk.stop - chunk.start)
-            art = writer.finish()
-        return art.array("features")
+        """Distance features of the whole training set (memory-mapped), computed for ``rows``.
+
+        One cache per (distance, training set): a row computed for one generated set is
+        reused by every later one, whatever it recalls.
+        """
+        params = {"distance": self.distance.params(), "train": train.fingerprint()}
+        key = artefact_key("train-features", params)
+        if key not in self._row_caches:  # held, so that an uncached valuator reuses rows across calls
+            width = self.distance.features(train.images[:1]).shape[1]
+            self._row_caches[key] = self.store.rows("train-features", params, (len(train), width),
+                                                    str(self.distance.feature_dtype).replace("torch.", ""))
+        cache = self._row_caches[key]
+        with self._timed("distance_features"), self._bar(len(cache.missing(rows)), f"features {self.distance.name}") as bar:
+            return cache.fill(rows, lambda part: self.distance.features_of(train.images[torch.from_numpy(part)]).numpy(),
+                              self.chunk_size, bar.update)
 
     def quality_scores(self, generated: ImageSet, gen_emb: np.ndarray, gen_key: str) -> np.ndarray:
         """q_j in [0, 1] for each generated image (raw scores cached)."""

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from gmval.recall import RecallConfig, RecallIndex, recall_at_k
+from gmval.recall import ExactIndex, RecallConfig, RecallIndex, recall_at_k
 from gmval.store import ArtifactStore, CacheError, artefact_key
 
 
@@ -134,3 +134,53 @@ def test_uncached_store_leaves_no_scratch_folders() -> None:
     gc.collect()
     assert not folder.exists() and not chunk_folder.exists() and not abandoned_folder.exists()
     np.testing.assert_array_equal(kept, np.arange(5))   # a mapped array outlives its folder
+
+
+def test_row_cache_computes_each_row_once(tmp_path) -> None:
+    calls: list[np.ndarray] = []
+
+    def compute(rows: np.ndarray) -> np.ndarray:
+        calls.append(rows.copy())
+        return np.repeat(rows[:, None].astype(np.float32), 3, axis=1)
+
+    cache = ArtifactStore(tmp_path).rows("feat", {"a": 1}, (50, 3), "float32")
+    out = cache.fill(np.array([7, 3, 7, 40]), compute, chunk=2)
+    assert [c.tolist() for c in calls] == [[3, 7], [40]]
+    np.testing.assert_array_equal(out[[3, 7, 40], 0], [3, 7, 40])
+    # Reopened (another process, another generated set): only new rows are computed.
+    again = ArtifactStore(tmp_path).rows("feat", {"a": 1}, (50, 3), "float32")
+    again.fill(np.array([40, 3, 12]), compute, chunk=8)
+    assert calls[-1].tolist() == [12] and len(calls) == 3
+    with pytest.raises(CacheError, match="other parameters or shapes"):
+        ArtifactStore(tmp_path).rows("feat", {"a": 1}, (50, 4), "float32")
+
+
+def test_row_cache_keeps_rows_done_before_an_interruption(tmp_path) -> None:
+    def failing(rows: np.ndarray) -> np.ndarray:
+        if rows[0] >= 4:
+            raise KeyboardInterrupt
+        return np.ones((len(rows), 2), np.float32)
+
+    cache = ArtifactStore(tmp_path).rows("feat", {"b": 1}, (10, 2), "float32")
+    with pytest.raises(KeyboardInterrupt):
+        cache.fill(np.arange(10), failing, chunk=2)
+    reopened = ArtifactStore(tmp_path).rows("feat", {"b": 1}, (10, 2), "float32")
+    np.testing.assert_array_equal(reopened.missing(np.arange(10)), np.arange(4, 10))
+
+
+def test_exact_index_matches_brute_force_and_streams() -> None:
+    x = _clustered(4000, 48)
+    x[321] = x[17]   # an exact tie must go to the lower index
+    q = np.concatenate([x[17:18], _clustered(60, 48, seed=3)])
+    brute = ((q[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    want = np.argsort(brute, axis=1, kind="stable")[:, :40]
+    index = ExactIndex(48, device="cpu")
+    for start in range(0, 4000, 1500):   # appended in chunks, as a streamed training set
+        index.add(x[start:start + 1500])
+    dist, idx = index.search(q, 40)
+    assert recall_at_k(idx, want) == 1.0
+    assert idx[0, 0] == 17 and idx[0, 1] == 321
+    np.testing.assert_allclose(dist, np.take_along_axis(brute, want, axis=1), rtol=1e-4, atol=1e-3)
+    assert (np.diff(dist, axis=1) >= 0).all()
+    with pytest.raises(ValueError, match=r"\(n, 48\)"):
+        index.add(x[:3, :10])

@@ -220,3 +220,41 @@ def test_result_save_writes_tables(split, tmp_path) -> None:
     assert len(res.contributors) == 20 and len(res.values) == len(train)
     assert files["values"].read_text().startswith("train_index,train_id,train_label,value")
     assert set(res.timings) >= {"embed_train", "index", "embed_generated", "recall", "rerank", "quality", "value"}
+
+
+def test_bf16_encoder_agrees_with_fp32_and_is_keyed_apart(split) -> None:
+    from gmval.encoders import create_encoder
+
+    train, _ = split
+    fp32 = create_encoder("efficientnet-lite0", resolution=32, precision="fp32", device="cpu")
+    bf16 = create_encoder("efficientnet-lite0", resolution=32, precision="bf16", device="cpu")
+    assert fp32.params() != bf16.params()
+    a, b = fp32.encode(train.images[:64]), bf16.encode(train.images[:64])
+    assert (a * b).sum(1).min() > 0.99   # cosine of unit embeddings; measured min 0.997
+    with pytest.raises(ValueError, match="precision"):
+        create_encoder("efficientnet-lite0", resolution=32, precision="half")
+
+
+def test_rerank_features_are_reused_across_generated_sets(split, tmp_path) -> None:
+    train, gen = split
+    v = Valuator("pixels", ("effnet-features", {"resolution": 32}), k=5, cache_dir=tmp_path, progress=False).fit(train)
+    v.value(gen.subset(range(40), "g1"))
+    cache = next(tmp_path.glob("train-features-*.rows"))
+    first = int(np.load(cache / "filled.npy").sum())
+    v.value(gen.subset(range(20), "g2"))   # recalls a subset of what g1 recalled
+    assert int(np.load(cache / "filled.npy").sum()) == first
+    assert len(list(tmp_path.glob("train-features-*.rows"))) == 1
+
+
+def test_ssim_matches_pyiqa(split) -> None:
+    from pyiqa.archs.ssim_arch import ssim
+
+    from gmval.distances import create_distance
+
+    train, gen = split
+    d = create_distance("ssim", device="cpu")
+    a, b = d.features_of(gen.images[:6]), d.features_of(train.images[:24]).reshape(6, 4, -1)
+    x = (gen.images[:6].float() / 255)[:, None].expand(-1, 4, -1, -1, -1).reshape(24, 1, 16, 16)
+    y = (train.images[:24].float() / 255).reshape(24, 1, 16, 16)
+    ref = 1 - ssim(x, y, data_range=1.0).reshape(6, 4)
+    torch.testing.assert_close(d.pairwise(a, b), ref, atol=1e-5, rtol=0)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from gmval.distances.base import Distance, squared_euclidean
 from gmval.encoders.efficientnet import TAP_BLOCKS, load_efficientnet_lite0, preprocess
+from gmval.precision import Precision, forward_precision, resolve_precision
 
 
 class EfficientNetFeatureDistance(Distance):
@@ -27,31 +28,37 @@ class EfficientNetFeatureDistance(Distance):
         resolution: input side in pixels.
         max_side: average-pool each tapped map to at most this side before comparing (smaller
             features, coarser spatial comparison); ``None`` compares at full resolution.
+        precision: forward precision, as for the encoder (:mod:`gmval.precision`); the maps
+            are normalised and stored in float16 either way.
     """
 
     name = "effnet-features"
     feature_dtype = torch.float16
+    version = 2  # channels-last and the precision setting
 
-    def __init__(self, resolution: int = 32, max_side: int | None = None, **kw: Any) -> None:
+    def __init__(self, resolution: int = 32, max_side: int | None = None, precision: Precision = "auto",
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.resolution, self.max_side = resolution, max_side
+        self.precision = resolve_precision(precision, self.device)
         self.net = load_efficientnet_lite0(resolution).to(self.device)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "resolution": self.resolution, "max_side": self.max_side,
-                "taps": list(TAP_BLOCKS)}
+                "taps": list(TAP_BLOCKS), "precision": self.precision}
 
     def taps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps after the tapped blocks, channel-unit-normalised."""
         net = self.net
-        x = net._swish(net._bn0(net._conv_stem(preprocess(images.to(self.device), self.resolution))))
         maps = []
-        for i, block in enumerate(net._blocks):
-            x = block(x)  # drop-connect is inactive in eval mode
-            if i in TAP_BLOCKS:
-                maps.append(F.normalize(x, dim=1, eps=1e-10))
-            if i == TAP_BLOCKS[-1]:
-                break
+        with forward_precision(self.precision, self.device):
+            x = net._swish(net._bn0(net._conv_stem(preprocess(images.to(self.device), self.resolution))))
+            for i, block in enumerate(net._blocks):
+                x = block(x)  # drop-connect is inactive in eval mode
+                if i in TAP_BLOCKS:
+                    maps.append(F.normalize(x.float(), dim=1, eps=1e-10))
+                if i == TAP_BLOCKS[-1]:
+                    break
         return maps
 
     @torch.inference_mode()

