@@ -1,4 +1,4 @@
-"""Recall-index scaling: exact (faiss flat) against IVF-PQ from 10^4 to 10^7 vectors.
+"""Recall-index scaling: exact search (gmval's flat `ExactIndex`) against IVF-PQ from 10^4 to 10^7 vectors.
 
 Vectors are synthetic, float32, L2-normalised like the encoder's embeddings, of the
 encoder's dimension (1280 for EfficientNet-Lite0's pooled features), drawn from a
@@ -105,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nbits", type=int, default=8, help="bits per PQ code")
     p.add_argument("--nlist", type=int, default=None, help="IVF cells (default: gmval's 4*sqrt(n))")
     p.add_argument("--nprobe", type=int, default=32, help="IVF cells visited per query")
+    p.add_argument("--coarse", default="flat", choices=["flat", "hnsw"], help="IVF coarse quantiser")
+    p.add_argument("--refine", type=int, default=0,
+                   help="re-rank refine*k PQ candidates by exact distances on float16 copies (0: off)")
     p.add_argument("--train-samples", type=int, help="vectors that train IVF-PQ (default 100000; quick 5000)")
     p.add_argument("--chunk", type=int, default=100_000, help="vectors generated (and added) at a time")
     p.add_argument("--clusters", type=int, default=1000, help="mixture components")
@@ -129,9 +132,10 @@ def sizes(min_n: float, max_n: float) -> list[int]:
     return [10 ** e for e in range(round(math.log10(min_n)), round(math.log10(max_n)) + 1)]
 
 
-def ivfpq_bytes(n: int, dim: int, m: int, nbits: int, nlist: int) -> int:
-    """Planned IVF-PQ size: codes and 8-byte ids per vector, coarse centroids, PQ codebooks."""
-    return int(n * (m * nbits / 8 + 8) + nlist * dim * 4 + dim * 2 ** nbits * 4)
+def ivfpq_bytes(n: int, dim: int, m: int, nbits: int, nlist: int, refine: int = 0) -> int:
+    """Planned IVF-PQ size: codes and 8-byte ids per vector, coarse centroids, PQ codebooks,
+    and the float16 copies that ``refine`` re-ranks with."""
+    return int(n * (m * nbits / 8 + 8) + nlist * dim * 4 + dim * 2 ** nbits * 4 + (n * dim * 2 if refine else 0))
 
 
 def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray) -> list[dict[str, Any]]:
@@ -143,10 +147,11 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
     d, k = args.dim, min(args.k, n)
     nlist = args.nlist or max(1, int(4 * math.sqrt(n)))
     cfg = RecallConfig("ivfpq", m=args.m, nbits=args.nbits, nlist=nlist, nprobe=args.nprobe,
+                       coarse=args.coarse, refine=args.refine,
                        train_samples=args.train_samples, seed=args.seed)
     budget = int(args.memory_fraction * available_bytes())
     working = 3 * min(args.chunk, n) * d * 4  # the chunk, its copy inside faiss, k-means scratch
-    flat_bytes, pq_plan = n * d * 4, ivfpq_bytes(n, d, args.m, args.nbits, nlist)
+    flat_bytes, pq_plan = n * d * 4, ivfpq_bytes(n, d, args.m, args.nbits, nlist, args.refine)
     base = {"n": n, "dim": d, "k": k, "n_queries": len(queries), "budget_mb": budget / 2**20}
     flat_row = {**base, "index": "flat", "index_bytes": flat_bytes, "recall_at_k": 1.0}
     pq_row = {**base, "index": "ivfpq", **cfg.params(), "index_bytes_planned": pq_plan}

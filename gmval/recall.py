@@ -29,10 +29,12 @@ SCORE_BUDGET = 256 * 2**20
 class ExactIndex:
     """Exact squared-L2 k-NN over vectors appended in chunks (a streamable ``IndexFlatL2``).
 
-    Scores are ``|q|^2 + |b|^2 - 2 q.b`` by one matrix product per block of queries,
-    then a top-k; the k kept are sorted by (distance, index), so ties go to the lower
-    index whatever the chunking. In float32 the expanded form is exact to ~1e-6 of a
-    squared distance between unit vectors (an exact copy scores ~1e-7, not 0).
+    Chunks are kept as added and searched one after another, so the database is never
+    copied into one block and a search's memory is one (queries x chunk) score block.
+    Scores are ``|q|^2 + |b|^2 - 2 q.b`` by matrix product, then a top-k per chunk and
+    a merge; the k kept are sorted by (distance, index), so ties go to the lower index
+    whatever the chunking. In float32 the expanded form is exact to ~1e-6 of a squared
+    distance between unit vectors (an exact copy scores ~1e-7, not 0).
 
     Args:
         dim: vector dimension.
@@ -42,44 +44,45 @@ class ExactIndex:
     def __init__(self, dim: int, device: str | torch.device | None = None) -> None:
         self.d = dim
         self.device = torch.device(device) if device is not None else default_device()
-        self._chunks: list[torch.Tensor] = []
-        self._x: torch.Tensor | None = None
+        self._chunks: list[tuple[torch.Tensor, torch.Tensor]] = []   # (vectors, squared norms)
 
     @property
     def ntotal(self) -> int:
-        return sum(len(c) for c in self._chunks) if self._x is None else len(self._x)
+        return sum(len(x) for x, _ in self._chunks)
 
     def add(self, x: np.ndarray) -> None:
         """Append vectors (n, d)."""
         if x.ndim != 2 or x.shape[1] != self.d:
             raise ValueError(f"exact index: vectors must be (n, {self.d}), got {x.shape}")
-        if self._x is not None:
-            self._chunks, self._x = [self._x], None
-        self._chunks.append(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
-
-    def _database(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._x is None:
-            self._x = torch.cat(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
-            self._chunks = []
-            self._sq = self._x.square().sum(1)
-        return self._x, self._sq
+        t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        self._chunks.append((t, t.square().sum(1)))
 
     @torch.inference_mode()
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Squared distances and indices of the ``k`` nearest, (m, k) each, nearest first."""
-        x, sq = self._database()
         q_all = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32)).to(self.device)
-        rows = max(1, min(len(q_all), SCORE_BUDGET // (4 * len(x))))
+        widest = max(len(x) for x, _ in self._chunks)
+        rows = max(1, min(len(q_all), SCORE_BUDGET // (4 * widest)))
         dist = np.empty((len(q_all), k), dtype=np.float32)
         idx = np.empty((len(q_all), k), dtype=np.int64)
         for start in range(0, len(q_all), rows):
             q = q_all[start:start + rows]
-            scores = torch.addmm(sq[None], q, x.T, alpha=-2.0)
-            cand = scores.topk(k, dim=1, largest=False, sorted=False).indices.sort(dim=1).values
-            d = (scores.gather(1, cand) + q.square().sum(1, keepdim=True)).clamp_(min=0)
-            order = d.argsort(dim=1, stable=True)
-            dist[start:start + len(q)] = d.gather(1, order).cpu().numpy()
-            idx[start:start + len(q)] = cand.gather(1, order).cpu().numpy()
+            found_d, found_i, offset = [], [], 0
+            for x, sq in self._chunks:
+                scores = torch.addmm(sq[None], q, x.T, alpha=-2.0)
+                top = scores.topk(min(k, len(x)), dim=1, largest=False, sorted=False)
+                found_d.append(top.values)
+                found_i.append(top.indices + offset)
+                offset += len(x)
+            d_all, i_all = torch.cat(found_d, dim=1), torch.cat(found_i, dim=1)
+            if d_all.shape[1] > k:
+                keep = d_all.topk(k, dim=1, largest=False, sorted=False).indices
+                d_all, i_all = d_all.gather(1, keep), i_all.gather(1, keep)
+            i_all, order = i_all.sort(dim=1)
+            d_all = (d_all.gather(1, order) + q.square().sum(1, keepdim=True)).clamp_(min=0)
+            best = d_all.argsort(dim=1, stable=True)
+            dist[start:start + len(q)] = d_all.gather(1, best).cpu().numpy()
+            idx[start:start + len(q)] = i_all.gather(1, best).cpu().numpy()
         return dist, idx
 
 
@@ -93,6 +96,11 @@ class RecallConfig:
         nbits: bits per sub-quantiser code (256 centroids at 8).
         nlist: IVF cells; ``None`` picks 4*sqrt(n) (faiss's guidance: 4-16 sqrt(n)).
         nprobe: IVF cells visited per query.
+        coarse: IVF's coarse quantiser: ``"flat"`` (exact assignment) or ``"hnsw"`` (an HNSW
+            graph over the cells: assignment in O(log nlist), for tens of thousands of
+            cells and 10^7 vectors).
+        refine: 0, or keep ``refine * K`` PQ candidates and re-rank them by exact distances on
+            float16 copies of the vectors (faiss ``IndexRefine``; 2 bytes per dimension per vector).
         train_samples: at most this many vectors (seeded subset) train the quantisers.
         seed: seed of that subset and of faiss's k-means.
     """
@@ -102,6 +110,8 @@ class RecallConfig:
     nbits: int = 8
     nlist: int | None = None
     nprobe: int = 32
+    coarse: str = "flat"
+    refine: int = 0
     train_samples: int = 100_000
     seed: int = 0
 
@@ -120,6 +130,10 @@ class RecallConfig:
             spec = {"index": spec}
         if spec.get("index", "flat") not in ("flat", "pq", "ivfpq"):
             raise ValueError(f"unknown recall index {spec['index']!r}; use 'flat', 'pq' or 'ivfpq'")
+        if spec.get("coarse", "flat") not in ("flat", "hnsw"):
+            raise ValueError(f"unknown coarse quantiser {spec['coarse']!r}; use 'flat' or 'hnsw'")
+        if spec.get("refine", 0) < 0:
+            raise ValueError(f"refine must be >= 0, got {spec['refine']}")
         return cls(**spec)
 
 
@@ -155,13 +169,24 @@ class RecallIndex:
             if d % cfg.m:
                 raise ValueError(f"recall: PQ m={cfg.m} must divide the embedding dimension {d}")
             if cfg.index == "pq":
-                index = faiss.IndexPQ(d, cfg.m, cfg.nbits)
+                base = faiss.IndexPQ(d, cfg.m, cfg.nbits)
             else:
                 nlist = cfg.nlist or max(1, int(4 * math.sqrt(n)))
-                index = faiss.IndexIVFPQ(faiss.IndexFlatL2(d), d, nlist, cfg.m, cfg.nbits)
-                index.nprobe = min(cfg.nprobe, nlist)
-                index.cp.seed = cfg.seed
-            index.pq.cp.seed = cfg.seed
+                if cfg.coarse == "hnsw":
+                    quantizer = faiss.IndexHNSWFlat(d, 32)
+                    quantizer.hnsw.efSearch = max(64, 2 * cfg.nprobe)
+                else:
+                    quantizer = faiss.IndexFlatL2(d)
+                base = faiss.IndexIVFPQ(quantizer, d, nlist, cfg.m, cfg.nbits)
+                if cfg.coarse == "hnsw":
+                    base.quantizer_trains_alone = 2  # k-means on exact assignment, then centroids into the graph
+                base.nprobe = min(cfg.nprobe, nlist)
+                base.cp.seed = cfg.seed
+            base.pq.cp.seed = cfg.seed
+            index = base
+            if cfg.refine:
+                index = faiss.IndexRefine(base, faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16))
+                index.k_factor = float(cfg.refine)
             centroids = 2 ** cfg.nbits
             if n < centroids:
                 raise ValueError(f"recall: {n} training vectors cannot train a PQ with nbits={cfg.nbits} "
@@ -210,7 +235,8 @@ class RecallIndex:
         obj = cls(config)
         obj.index = faiss.read_index(str(path))
         if config.index == "ivfpq":
-            obj.index.nprobe = min(config.nprobe, obj.index.nlist)
+            ivf = faiss.extract_index_ivf(obj.index)
+            ivf.nprobe = min(config.nprobe, ivf.nlist)
         return obj
 
 

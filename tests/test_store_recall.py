@@ -184,3 +184,32 @@ def test_exact_index_matches_brute_force_and_streams() -> None:
     assert (np.diff(dist, axis=1) >= 0).all()
     with pytest.raises(ValueError, match=r"\(n, 48\)"):
         index.add(x[:3, :10])
+
+
+@pytest.mark.cuda
+def test_exact_index_on_cuda_matches_cpu() -> None:
+    x, q = _clustered(5000, 64), _clustered(100, 64, seed=2)
+    results = []
+    for device in ("cpu", "cuda"):
+        index = ExactIndex(64, device=device)
+        index.add(x)
+        results.append(index.search(q, 30))
+    assert recall_at_k(results[1][1], results[0][1]) > 0.99
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("spec", [{"coarse": "hnsw"}, {"refine": 4}, {"coarse": "hnsw", "refine": 4}])
+def test_ivfpq_variants_recall_and_round_trip(spec: dict, tmp_path) -> None:
+    x = _clustered(3000, 32)
+    q = _clustered(50, 32, seed=1)
+    exact = RecallIndex(RecallConfig("flat")).build(x).search(q, 20)[1]
+    cfg = RecallConfig("ivfpq", m=16, nbits=8, nprobe=64, **spec)
+    built = RecallIndex(cfg).build(x)
+    approx = built.search(q, 20)[1]
+    # refine re-ranks 4x20 PQ candidates exactly: measured 0.998 (without: 0.92)
+    assert recall_at_k(approx, exact) > (0.98 if spec.get("refine") else 0.75)
+    built.save(tmp_path / "index.faiss")
+    loaded = RecallIndex.load(cfg, tmp_path / "index.faiss")
+    np.testing.assert_array_equal(loaded.search(q, 20)[1], approx)
+    with pytest.raises(ValueError, match="coarse"):
+        RecallConfig.parse({"index": "ivfpq", "coarse": "lsh"})
