@@ -70,6 +70,26 @@ training set; ``None`` for an image count means "all of them".
 * ``size_generators`` / ``pool`` / ``sizes`` / ``repeats``: the generated-set-size study (Fig. 7):
   ``repeats`` draws of m same-class samples from a pool of ``pool`` samples.
 
+``counterfactual`` keys (notebook 09, :mod:`gmval.counterfactual`: LDS and top-k removal by retraining):
+
+* ``dataset`` / ``n_train`` / ``seed``: the small training set every model is retrained on (a
+  stratified subsample of the training split, drawn with ``seed``).
+* ``fraction`` / ``n_subsets`` / ``subset_seed``: the random subsets (D-TRAK: α = 0.5, 64 subsets);
+  ``train_seeds``: training seeds per subset, whose outputs are averaged (D-TRAK: 3).
+* ``vae``: the retraining recipe, the same for every subset: ``epochs`` / ``batch_size`` /
+  ``optimizer`` / ``lr`` and the architecture (``latent_dim``, ``hidden``, ``beta``,
+  ``likelihood``); ``full_keep_every``: snapshot cadence of the model on the whole set (the one
+  that draws the generated samples and that VAE-TracIn differentiates).
+* ``n_generated`` / ``generated_seed``: samples drawn from that model; ``loss_draws`` /
+  ``loss_seed``: fixed Monte-Carlo draws of the negative ELBO each model is measured with;
+  ``n_boot``: bootstrap resamples of the LDS interval.
+* ``encoder`` / ``k`` / ``temperature`` / ``distances`` / ``qualities``: the GMValuator variants
+  (every distance × quality pair); ``pixel_k``: contributors of the raw-pixel top-k baseline.
+* ``tracin``: VAE-TracIn overrides of ``baselines.vae_tracin`` on the full model (None: skip it).
+* ``removal``: top-k removal: ``n_samples`` generated samples, ``ks`` images removed, and the
+  ``methods`` (names of the LDS table) compared with random removal; one retraining per
+  (sample, k, method), ``n_samples × len(ks) × (len(methods) + 1)`` in all.
+
 ``baselines`` keys (the comparison methods of :mod:`gmval.baselines`):
 
 * ``vae_tracin``: :class:`~gmval.baselines.VAETracIn` arguments: ``draws`` (Monte-Carlo z
@@ -166,6 +186,19 @@ PROFILES: dict[str, dict[str, Any]] = {
             "rerank_encoder": ["efficientnet-lite0", {"resolution": 32}],
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
             "temperatures": [1.0, "auto", 0.1],
+        },
+        "counterfactual": {
+            # Seconds: 4 subsets of 100 digits, one epoch of a small VAE.
+            "dataset": "mnist", "n_train": 200, "seed": 0,
+            "fraction": 0.5, "n_subsets": 4, "subset_seed": 0, "train_seeds": [0],
+            "vae": {"epochs": 1, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "latent_dim": 8, "hidden": 32,
+                    "beta": _VAE_BETA["mnist"], "likelihood": _VAE_LIKELIHOOD["mnist"], "full_keep_every": 3},
+            "n_generated": 8, "generated_seed": 1, "loss_draws": 4, "loss_seed": 0, "n_boot": 200,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}], "k": 20, "temperature": "auto",
+            "distances": [["none", {}], ["l2", {}]], "qualities": [["none", {}], ["realism", {}]],
+            "pixel_k": 20,
+            "tracin": {"draws": 2, "snapshots": 1, "train_subset": None, "chunk_size": 64},
+            "removal": {"n_samples": 2, "ks": [5, 20], "methods": ["GMValuator (none)", "VAE-TracIn"]},
         },
         "models": {
             "seed": 0,
@@ -267,6 +300,24 @@ PROFILES: dict[str, dict[str, Any]] = {
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 32}]],
             "temperatures": [1.0, "auto", 0.1, 0.02],
         },
+        "counterfactual": {
+            # Measured on 2 CPU cores: one subset model (2,500 digits, 6 epochs, batch 64) takes
+            # 6-7 s on quiet cores (13.5 s wall, 18 CPU-s when they are heavily shared), the full
+            # model (5,000 digits) 12 s. 32 subsets x 2 seeds = 64 models ~7 minutes, removal
+            # 3 x 2 x 3 = 18 retrainings on ~5,000 digits ~4 minutes, VAE-TracIn (5,000 x 3
+            # snapshots x 4 draws) ~2 minutes, valuations ~1 minute: ~15 minutes (~25 if shared).
+            "dataset": "mnist", "n_train": 5000, "seed": 0,
+            "fraction": 0.5, "n_subsets": 32, "subset_seed": 0, "train_seeds": [0, 1],
+            "vae": {"epochs": 6, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "latent_dim": 32, "hidden": 256,
+                    "beta": _VAE_BETA["mnist"], "likelihood": _VAE_LIKELIHOOD["mnist"], "full_keep_every": 156},
+            "n_generated": 100, "generated_seed": 1, "loss_draws": 32, "loss_seed": 0, "n_boot": 1000,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}], "k": 100, "temperature": "auto",
+            "distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
+            "qualities": [["none", {}], ["realism", {}]],
+            "pixel_k": 100,
+            "tracin": {"draws": 4, "snapshots": 3, "train_subset": None, "chunk_size": 128},
+            "removal": {"n_samples": 3, "ks": [10, 100], "methods": ["GMValuator (none)", "VAE-TracIn"]},
+        },
         "models": {
             "seed": 0,
             "train_images": None,
@@ -364,6 +415,21 @@ PROFILES: dict[str, dict[str, Any]] = {
             "distances": [["none", {}], ["l2", {}], ["ssim", {}], ["effnet-features", {"resolution": 64}],
                           ["lpips", {"net": "alex"}], ["dreamsim", {}]],
             "temperatures": [1.0, "auto", 0.1, 0.02],
+        },
+        "counterfactual": {
+            # D-TRAK's scale: 64 subsets x 3 seeds of 5,000 images, 60 removal samples (GPU).
+            "dataset": "mnist", "n_train": 5000, "seed": 0,
+            "fraction": 0.5, "n_subsets": 64, "subset_seed": 0, "train_seeds": [0, 1, 2],
+            "vae": {"epochs": 50, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "latent_dim": 32, "hidden": 256,
+                    "beta": _VAE_BETA["mnist"], "likelihood": _VAE_LIKELIHOOD["mnist"], "full_keep_every": 390},
+            "n_generated": 1000, "generated_seed": 1, "loss_draws": 64, "loss_seed": 0, "n_boot": 1000,
+            "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}], "k": 100, "temperature": "auto",
+            "distances": [["none", {}], ["l2", {}], ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "qualities": [["none", {}], ["realism", {}]],
+            "pixel_k": 100,
+            "tracin": {"draws": 16, "snapshots": None, "train_subset": None, "chunk_size": 512},
+            "removal": {"n_samples": 60, "ks": [10, 50, 100], "methods": ["GMValuator (none)", "pixel top-k",
+                                                                          "VAE-TracIn"]},
         },
         "models": {
             "seed": 0,

@@ -1,0 +1,320 @@
+"""Counterfactual validation: subsets, LDS on synthetic datamodels, attributions, cached retraining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gmval import counterfactual as cf
+from gmval.baselines.vae_tracin import TracInResult
+from gmval.images import ImageSet
+from gmval.models import vae as vae_module
+from gmval.models.vae import VAEConfig
+from gmval.profiles import PROFILES
+from gmval.valuator import ValuationResult, Valuator
+
+TINY = VAEConfig(1, 16, latent_dim=4, hidden=16)
+
+
+# --------------------------------------------------------------------------- subsets
+
+def test_random_subsets_are_deterministic_balanced_and_nested() -> None:
+    a = cf.random_subsets(101, 6, fraction=0.5, seed=3)
+    assert a.shape == (6, 101) and a.dtype == bool
+    assert (a.sum(axis=1) == 50).all()  # round(50.5) = 50 (banker's rounding), every subset alike
+    np.testing.assert_array_equal(a, cf.random_subsets(101, 6, fraction=0.5, seed=3))
+    np.testing.assert_array_equal(a[:4], cf.random_subsets(101, 4, fraction=0.5, seed=3))
+    assert not np.array_equal(a, cf.random_subsets(101, 6, fraction=0.5, seed=4))
+    assert len({row.tobytes() for row in a}) == 6  # no two subsets alike
+    assert (cf.random_subsets(40, 2, fraction=0.25, seed=0).sum(axis=1) == 10).all()
+
+
+def test_random_subsets_keep_class_proportions() -> None:
+    labels = np.repeat(np.arange(4), [40, 30, 20, 10])
+    masks = cf.random_subsets(100, 5, fraction=0.5, seed=0, labels=labels)
+    for mask in masks:
+        np.testing.assert_array_equal(np.bincount(labels[mask], minlength=4), [20, 15, 10, 5])
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n": 1, "n_subsets": 2}, "n must be"),
+    ({"n": 10, "n_subsets": 0}, "n_subsets"),
+    ({"n": 10, "n_subsets": 2, "fraction": 1.0}, "fraction"),
+    ({"n": 10, "n_subsets": 2, "fraction": 0.01}, "subset of 0"),
+    ({"n": 10, "n_subsets": 2, "labels": np.zeros(9)}, "labels"),
+])
+def test_random_subsets_reject_bad_input(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        cf.random_subsets(**kwargs)
+
+
+# --------------------------------------------------------------------------- LDS
+
+@pytest.fixture(scope="module")
+def datamodel() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A linear datamodel: the loss of sample j on subset S is -Σ_{i∈S} true[j, i] plus small noise."""
+    rng = np.random.default_rng(0)
+    m, n, s = 50, 80, 40
+    true = rng.standard_normal((m, n))
+    masks = cf.random_subsets(n, s, seed=1)
+    losses = -(masks @ true.T) + 0.05 * rng.standard_normal((s, m))
+    return true, masks, losses
+
+
+def test_lds_of_the_true_linear_datamodel_is_one(datamodel: tuple[np.ndarray, ...]) -> None:
+    true, masks, losses = datamodel
+    res = cf.lds(true, masks, losses, n_boot=500, seed=0)
+    assert res.mean > 0.97 and res.low > 0.95 and res.low <= res.mean <= res.high <= 1.0
+    assert res.per_sample.shape == (50,) and res.n_subsets == 40 and res.n_constant == 0
+    # The sign convention: flipped scores (higher = hurts) are perfectly anti-correlated.
+    assert cf.lds(-true, masks, losses).mean < -0.97
+    # Spearman is invariant to a positive per-sample rescaling (e.g. GMValuator's quality q_j).
+    scaled = cf.lds(true * np.linspace(0.1, 3.0, 50)[:, None], masks, losses, n_boot=500, seed=0)
+    np.testing.assert_allclose(scaled.per_sample, res.per_sample)
+
+
+def test_lds_of_random_scores_is_zero_within_the_interval(datamodel: tuple[np.ndarray, ...]) -> None:
+    true, masks, losses = datamodel
+    noise = np.random.default_rng(7).standard_normal(true.shape)
+    res = cf.lds(noise, masks, losses, n_boot=1000, seed=0)
+    assert abs(res.mean) < 0.1
+    assert res.low < 0.0 < res.high
+    # A partly right method sits in between.
+    half = cf.lds(true + 2.0 * noise, masks, losses)
+    assert 0.2 < half.mean < 0.8
+    # The bootstrap is seeded: same seed, same interval; the mean does not depend on it.
+    again = cf.lds(noise, masks, losses, n_boot=1000, seed=0)
+    assert (again.low, again.high) == (res.low, res.high)
+    assert cf.lds(noise, masks, losses, n_boot=1000, seed=1).mean == res.mean
+
+
+def test_lds_counts_a_constant_prediction_as_zero(datamodel: tuple[np.ndarray, ...]) -> None:
+    true, masks, losses = datamodel
+    scores = true.copy()
+    scores[3] = 0.0
+    res = cf.lds(scores, masks, losses)
+    assert res.per_sample[3] == 0.0 and res.n_constant == 1
+    assert np.isfinite(res.per_sample).all()
+
+
+def test_lds_rejects_bad_input(datamodel: tuple[np.ndarray, ...]) -> None:
+    true, masks, losses = datamodel
+    with pytest.raises(ValueError, match="masks must be"):
+        cf.lds(true[:, :-1], masks, losses)
+    with pytest.raises(ValueError, match="losses must be"):
+        cf.lds(true, masks, losses[:, :-1])
+    with pytest.raises(ValueError, match="boolean"):
+        cf.lds(true, masks.astype(int), losses)
+    with pytest.raises(ValueError, match="at least 3 subsets"):
+        cf.lds(true, masks[:2], losses[:2])
+    bad = true.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="scores hold 1 NaN"):
+        cf.lds(bad, masks, losses)
+    bad_loss = losses.copy()
+    bad_loss[1, 1] = np.inf
+    with pytest.raises(ValueError, match="losses hold 1 NaN"):
+        cf.lds(true, masks, bad_loss)
+    with pytest.raises(ValueError, match="scores must be"):
+        cf.lds(true[0], masks, losses)
+
+
+# --------------------------------------------------------------------------- attributions
+
+@pytest.fixture(scope="module")
+def small(digits16: ImageSet) -> tuple[ImageSet, ImageSet]:
+    train = digits16.subset(range(200), "cf-train")
+    generated = ImageSet(digits16.images[200:206].clone(), np.arange(6), name="cf-generated")
+    return train, generated
+
+
+def test_attribution_matrix_of_gmvaluator_places_contributions(small: tuple[ImageSet, ImageSet]) -> None:
+    train, generated = small
+    res = Valuator("pixels", k=5, cache_dir=None, progress=False).fit(train).value(generated)
+    dense = cf.attribution_matrix(res, len(train))
+    assert dense.shape == (6, 200)
+    assert ((dense > 0).sum(axis=1) == 5).all()
+    top, contrib = res.topk_indices(), res.contributors["contribution"].to_numpy().reshape(6, 5)
+    np.testing.assert_allclose(np.take_along_axis(dense, top, axis=1), contrib)
+    np.testing.assert_allclose(dense.sum(axis=1), 1.0)  # no quality model: q_j = 1, weights sum to 1
+    np.testing.assert_allclose(cf.attribution_matrix(res, 200, column="weight"), dense)
+    with pytest.raises(ValueError, match="values 200 training images"):
+        cf.attribution_matrix(res, 150)
+    with pytest.raises(ValueError, match="no column"):
+        cf.attribution_matrix(res, 200, column="nope")
+    broken = ValuationResult(res.values, res.contributors.assign(contribution=np.nan), {}, res.config)
+    with pytest.raises(ValueError, match="NaN"):
+        cf.attribution_matrix(broken, 200)
+
+
+def test_attribution_matrix_of_tracin_uses_its_full_scores() -> None:
+    scores = np.arange(12, dtype=float).reshape(4, 3)  # 4 scored training images x 3 queries
+    res = TracInResult(pd.DataFrame(), pd.DataFrame(), {}, {"n_train": 6}, scores=scores,
+                       scored_index=np.array([0, 2, 3, 5]))
+    dense = cf.attribution_matrix(res, 6)
+    assert dense.shape == (3, 6)
+    np.testing.assert_array_equal(dense[:, [0, 2, 3, 5]], scores.T)
+    np.testing.assert_array_equal(dense[:, [1, 4]], 0.0)
+    with pytest.raises(ValueError, match="GMValuator results only"):
+        cf.attribution_matrix(res, 6, column="weight")
+
+
+def test_pixel_attribution_scores_an_exact_copy_highest(small: tuple[ImageSet, ImageSet]) -> None:
+    train, _ = small
+    copies = ImageSet(train.images[[7, 42]].clone(), np.arange(2), name="copies")
+    dense = cf.pixel_attribution(train, copies)
+    assert dense.shape == (2, 200) and (dense <= 0).all()
+    np.testing.assert_array_equal(dense.argmax(axis=1), [7, 42])
+    assert dense[0, 7] == 0.0
+    topk = cf.pixel_attribution(train, copies, k=10)
+    assert (topk.sum(axis=1) == 10).all() and topk[0, 7] == 1.0 and topk[1, 42] == 1.0
+    with pytest.raises(ValueError, match="k=201"):
+        cf.pixel_attribution(train, copies, k=201)
+
+
+# --------------------------------------------------------------------------- retraining
+
+def _trainer(train: ImageSet, tmp: Path, **kw: object) -> cf.SubsetTrainer:
+    args: dict = {"epochs": 1, "batch_size": 16, "lr": 3e-3, "checkpoint_seconds": 600.0, "root": tmp / "models",
+                  "cache": tmp / "cache", "full_keep_every": 4}
+    args.update(kw)
+    return cf.SubsetTrainer(train, TINY, **args)
+
+
+@pytest.fixture
+def count_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the VAE training steps taken (one list entry per step)."""
+    calls: list[int] = []
+    original = vae_module.VAETask.step
+
+    def step(self: vae_module.VAETask, batch, generator):  # type: ignore[no-untyped-def]
+        calls.append(batch.step)
+        return original(self, batch, generator)
+
+    monkeypatch.setattr(vae_module.VAETask, "step", step)
+    return calls
+
+
+def test_end_to_end_losses_are_finite_and_retrains_are_cached(small: tuple[ImageSet, ImageSet], tmp_path: Path,
+                                                              count_steps: list[int]) -> None:
+    train, _ = small
+    trainer = _trainer(train, tmp_path)
+    full = trainer.fit(trainer.full_mask())
+    assert len(count_steps) == 12  # 200 // 16 steps, one epoch
+    assert list((trainer.folder(trainer.full_mask(), 0) / "snapshots").glob("*.safetensors"))  # for TracIn
+    generated = trainer.generate(full, 6, seed=1)
+    masks = cf.random_subsets(len(train), 4, seed=0, labels=train.labels)
+    count_steps.clear()
+    losses = trainer.subset_losses(masks, generated, draws=4, seed=0)
+    assert losses.shape == (4, 6) and np.isfinite(losses).all() and (losses > 0).all()
+    assert len(count_steps) == 4 * 6  # 100 // 16 steps per subset model
+    # Models differ by subset, so the losses do too.
+    assert np.ptp(losses, axis=0).min() > 0
+    res = cf.lds(cf.pixel_attribution(train, generated), masks, losses, n_boot=50)
+    assert -1.0 <= res.low <= res.mean <= res.high <= 1.0
+    # Second call: nothing is trained, and the losses are identical.
+    count_steps.clear()
+    np.testing.assert_array_equal(trainer.subset_losses(masks, generated, draws=4, seed=0), losses)
+    assert count_steps == []
+    # Without the loss cache the models are still loaded, not retrained, and give the same losses.
+    fresh = _trainer(train, tmp_path, cache=tmp_path / "other-cache")
+    np.testing.assert_array_equal(fresh.subset_losses(masks, generated, draws=4, seed=0), losses)
+    assert count_steps == []
+    # Another recipe is another model.
+    assert _trainer(train, tmp_path, lr=1e-3).folder(masks[0], 0) != trainer.folder(masks[0], 0)
+    assert trainer.folder(masks[0], 1) != trainer.folder(masks[0], 0)
+
+
+def test_interrupted_retraining_resumes_to_the_same_model(small: tuple[ImageSet, ImageSet], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    train, _ = small
+    mask = cf.random_subsets(len(train), 1, seed=5)[0]
+    # A checkpoint after every step, so the interruption loses nothing.
+    reference = _trainer(train, tmp_path / "a", checkpoint_seconds=0.0).fit(mask)
+    original, calls = vae_module.VAETask.step, []
+
+    def crash_at_third(self, batch, generator):  # type: ignore[no-untyped-def]
+        calls.append(batch.step)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, batch, generator)
+
+    monkeypatch.setattr(vae_module.VAETask, "step", crash_at_third)
+    trainer = _trainer(train, tmp_path / "b", checkpoint_seconds=0.0)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(mask)
+    resumed = trainer.fit(mask)
+    assert calls[3] == 2  # the resumed run starts at the step that was interrupted
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_vae_sample_loss_uses_fixed_noise(small: tuple[ImageSet, ImageSet], tmp_path: Path) -> None:
+    train, generated = small
+    model = _trainer(train, tmp_path).fit(np.ones(len(train), dtype=bool))
+    a = cf.vae_sample_loss(model, generated, draws=3, seed=0)
+    np.testing.assert_array_equal(a, cf.vae_sample_loss(model, generated.images, draws=3, seed=0))
+    assert not np.allclose(a, cf.vae_sample_loss(model, generated, draws=3, seed=1))
+    # Sample j's noise depends on j only: scoring a prefix gives the same numbers.
+    np.testing.assert_allclose(cf.vae_sample_loss(model, generated.images[:2], draws=3, seed=0), a[:2], rtol=1e-6)
+    with pytest.raises(ValueError, match="draws"):
+        cf.vae_sample_loss(model, generated, draws=0)
+    with pytest.raises(ValueError, match="expects"):
+        cf.vae_sample_loss(model, torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+
+
+def test_subset_trainer_rejects_bad_masks(small: tuple[ImageSet, ImageSet], tmp_path: Path) -> None:
+    train, _ = small
+    trainer = _trainer(train, tmp_path)
+    with pytest.raises(ValueError, match=r"bool array of shape \(200,\)"):
+        trainer.fit(np.ones(199, dtype=bool))
+    with pytest.raises(ValueError, match="at least one image"):
+        trainer.fit(np.zeros(200, dtype=bool))
+    with pytest.raises(ValueError, match="seeds"):
+        _trainer(train, tmp_path, seeds=())
+
+
+def test_retrain_without_topk_at_small_scale(small: tuple[ImageSet, ImageSet], tmp_path: Path,
+                                             count_steps: list[int]) -> None:
+    train, _ = small
+    trainer = _trainer(train, tmp_path)
+    generated = trainer.generate(trainer.fit(trainer.full_mask()), 4, seed=2)
+    methods = {"pixel": cf.pixel_attribution(train, generated)}
+    count_steps.clear()
+    table = cf.retrain_without_topk(trainer, methods, generated, samples=[1], ks=[5, 20], draws=4)
+    assert list(table.columns) == ["sample", "k", "method", "loss_full", "loss_removed", "delta"]
+    assert len(table) == 4 and set(table["method"]) == {"pixel", "random"}
+    assert np.isfinite(table["delta"]).all() and (table["loss_removed"] != table["loss_full"]).all()
+    np.testing.assert_allclose(table["delta"], table["loss_removed"] - table["loss_full"])
+    # Four retrainings (195 and 180 images, twice each); the full model was cached.
+    assert len(count_steps) == 2 * (195 // 16) + 2 * (180 // 16)
+    with pytest.raises(ValueError, match="k=200 must be between 1 and n-1 = 199"):
+        cf.retrain_without_topk(trainer, methods, generated, samples=[0], ks=[200])
+    with pytest.raises(ValueError, match="sample 9"):
+        cf.retrain_without_topk(trainer, methods, generated, samples=[9], ks=[5])
+    with pytest.raises(ValueError, match="built-in"):
+        cf.retrain_without_topk(trainer, {"random": methods["pixel"]}, generated, samples=[0], ks=[5])
+    with pytest.raises(ValueError, match="shape"):
+        cf.retrain_without_topk(trainer, {"p": methods["pixel"][:, :5]}, generated, samples=[0], ks=[5])
+
+
+def test_top_k_breaks_ties_at_random_not_by_index() -> None:
+    row = np.zeros(1000)
+    row[[900, 901]] = [2.0, 1.0]
+    top = cf._top_k(row, 50, np.random.default_rng(0))
+    assert list(top[:2]) == [900, 901]
+    assert np.median(top[2:]) > 200  # index order would pick 0..47
+
+
+def test_every_profile_sizes_the_counterfactual_run() -> None:
+    for name, profile in PROFILES.items():
+        p = profile["counterfactual"]
+        assert p["n_subsets"] >= 3, name
+        assert max(p["removal"]["ks"]) <= p["k"], f"{name}: removal k beyond the valuator's contributors"
+        assert 0 < p["fraction"] < 1
+    assert PROFILES["default"]["counterfactual"]["n_subsets"] >= 32
+    assert PROFILES["paper"]["counterfactual"]["n_subsets"] >= 64
