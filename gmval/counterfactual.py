@@ -65,7 +65,7 @@ import torch
 
 from gmval import paths
 from gmval.data import subsample
-from gmval.data.curation import _stratified_counts
+from gmval.data.curation import stratified_counts
 from gmval.images import ImageSet, to_float
 from gmval.models.training import TrainConfig
 from gmval.models.vae import BetaVAE, VAEConfig, train_vae
@@ -114,7 +114,7 @@ def random_subsets(n: int, n_subsets: int, fraction: float = 0.5, seed: int = 0,
         labels = np.asarray(labels)
         if labels.shape != (n,):
             raise ValueError(f"labels have shape {labels.shape}, expected ({n},)")
-        counts = _stratified_counts(labels, size)
+        counts = stratified_counts(labels, size)
         members = {c: np.flatnonzero(labels == c) for c in counts}
     masks = np.zeros((n_subsets, n), dtype=bool)
     for s in range(n_subsets):

@@ -120,7 +120,8 @@ def deduplicate(ds: ImageSet) -> tuple[ImageSet, np.ndarray]:
     return ds.subset(np.flatnonzero(keep)), ds.ids[~keep].copy()
 
 
-def _stratified_counts(labels: np.ndarray, n: int) -> dict[int, int]:
+def stratified_counts(labels: np.ndarray, n: int) -> dict[int, int]:
+    """Images per class in a class-proportional sample of ``n`` of ``labels`` (largest remainders)."""
     classes, sizes = np.unique(labels, return_counts=True)
     quota = sizes * (n / len(labels))
     counts = np.floor(quota).astype(np.int64)
@@ -146,7 +147,7 @@ def subsample(ds: ImageSet, n: int, seed: int = 0, stratified: bool = True) -> I
     rng = np.random.default_rng(seed)
     if stratified and ds.labels is not None:
         picks = [rng.choice(np.flatnonzero(ds.labels == c), size=k, replace=False)
-                 for c, k in _stratified_counts(ds.labels, n).items()]
+                 for c, k in stratified_counts(ds.labels, n).items()]
         index = np.sort(np.concatenate(picks))
     else:
         index = np.sort(rng.choice(len(ds), size=n, replace=False))
