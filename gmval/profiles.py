@@ -263,7 +263,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "sizes": [1000, 3000, 10000, 30000, 60000],
             "noisy_distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
             "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
-                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64}],
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64},
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64, "refine": 4}],
             "recall_ks": [100, 200, 400, 700],
         },
         "motivation": {
@@ -377,7 +378,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "sizes": [1000, 3000, 10000, 30000, 60000],
             "noisy_distances": [["none", {}], ["l2", {}], ["lpips", {"net": "alex"}], ["dreamsim", {}]],
             "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
-                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64}],
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64},
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64, "refine": 4}],
             "recall_ks": [100, 200, 400, 700],
         },
         "motivation": {

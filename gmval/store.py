@@ -129,6 +129,15 @@ class ArtifactStore:
         assert self.root is not None
         return self.root / artefact_key(stage, params)
 
+    def _working_dir(self, owner: object, stage: str, params: dict[str, Any], suffix: str
+                     ) -> tuple[Path, weakref.finalize | None]:
+        """The folder an in-progress artefact fills: ``<key><suffix>`` in the store, or, uncached,
+        a scratch folder removed with ``owner`` (the finaliser is returned, to detach on hand-over)."""
+        if self.root is None:
+            folder = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
+            return folder, weakref.finalize(owner, shutil.rmtree, folder, True)
+        return self._path(stage, params).with_name(artefact_key(stage, params) + suffix), None
+
     def load(self, stage: str, params: dict[str, Any]) -> Artifact | None:
         """The artefact computed for exactly ``params``, or None if there is none yet.
 
@@ -205,12 +214,7 @@ class ChunkWriter:
             raise ValueError(f"chunked arrays must share their first dimension, got {rows}")
         self.rows = rows.pop()
         self.store, self.stage, self.params, self.specs = store, stage, params, arrays
-        self._cleanup: weakref.finalize | None = None
-        if store.root is None:
-            self.dir = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        else:
-            self.dir = store._path(stage, params).with_name(artefact_key(stage, params) + ".partial")
+        self.dir, self._cleanup = store._working_dir(self, stage, params, ".partial")
         self.dir.mkdir(parents=True, exist_ok=True)
         spec_meta = {n: {"shape": list(s), "dtype": d} for n, (s, d) in arrays.items()}
         progress = self.dir / "progress.json"
@@ -279,12 +283,7 @@ class RowCache:
 
     def __init__(self, store: ArtifactStore, stage: str, params: dict[str, Any], shape: tuple[int, int],
                  dtype: str) -> None:
-        self._cleanup: weakref.finalize | None = None
-        if store.root is None:
-            self.dir = Path(tempfile.mkdtemp(prefix=f"gmval-{stage}-"))
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        else:
-            self.dir = store._path(stage, params).with_name(artefact_key(stage, params) + ".rows")
+        self.dir, self._cleanup = store._working_dir(self, stage, params, ".rows")
         meta = {"stage": stage, "params": json.loads(canonical(params)),
                 "arrays": {"values": {"shape": list(shape), "dtype": dtype}}, "format": FORMAT}
         values, filled = self.dir / "values.npy", self.dir / "filled.npy"
