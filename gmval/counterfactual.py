@@ -27,9 +27,10 @@ retrained model is scored on identical draws (D-TRAK fixes its diffusion noise l
 Deviations from D-TRAK, all deliberate and reported:
 
 * A β-VAE on a stratified MNIST subset instead of a diffusion model on CIFAR-2.
-* The bootstrap interval resamples **generated samples** (the quantity is a mean over
-  samples, and that is where most of its variance lives with few subsets); D-TRAK
-  resamples its 64 subsets. Percentile interval, not BCa.
+* The bootstrap interval resamples the **subsets and the generated samples jointly**
+  (D-TRAK resamples its subsets): all samples share the same retrained models, so
+  resampling samples alone would miss the model-level noise that moves every sample's
+  correlation at once. Percentile interval, not BCa.
 * A sample whose prediction is constant over the subsets (a method that gives none of its
   scores to any image, or gives all images the same score) has an undefined Spearman
   correlation; it counts as 0 ("predicts nothing") and is reported in ``n_constant``.
@@ -455,8 +456,9 @@ def lds(scores: np.ndarray, masks: np.ndarray, losses: np.ndarray, n_boot: int =
     For generated sample j and subset s, the prediction is Σ_{i∈S_s} scores[j, i] and the
     measurement is ``-losses[s, j]`` (higher = the model explains sample j better), so a
     method whose high scores mark helpful images gets a positive LDS. LDS_j is the Spearman
-    correlation over the subsets; the result is its mean over samples. The interval
-    resamples the generated samples with replacement ``n_boot`` times (percentile method).
+    correlation over the subsets; the result is its mean over samples. The interval is a
+    percentile bootstrap that resamples the subsets and the generated samples with
+    replacement, jointly, ``n_boot`` times.
 
     Args:
         scores: (m, n) attribution scores, higher = helps produce sample j.
@@ -495,7 +497,13 @@ def lds(scores: np.ndarray, masks: np.ndarray, losses: np.ndarray, n_boot: int =
     predicted = masks.astype(np.float64) @ scores.T  # (s, m)
     rho, constant = _spearman_columns(predicted, -losses)
     rng = np.random.default_rng(seed)
-    boot = rho[rng.integers(0, m, size=(n_boot, m))].mean(axis=1)
+    # Subsets and samples are resampled together: every sample is measured on the same
+    # retrained models, so a model that is better or worse for all samples at once moves all
+    # per-sample correlations alike, and resampling samples alone would hide that variance.
+    boot = np.empty(n_boot)
+    for b in range(n_boot):
+        rows, cols = rng.integers(0, s, size=s), rng.integers(0, m, size=m)
+        boot[b] = _spearman_columns(predicted[rows][:, cols], -losses[rows][:, cols])[0].mean()
     tail = (1.0 - confidence) / 2
     low, high = np.quantile(boot, [tail, 1.0 - tail])
     return LDSResult(mean=float(rho.mean()), low=float(low), high=float(high), per_sample=rho, n_subsets=s,

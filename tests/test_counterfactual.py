@@ -318,3 +318,18 @@ def test_every_profile_sizes_the_counterfactual_run() -> None:
         assert 0 < p["fraction"] < 1
     assert PROFILES["default"]["counterfactual"]["n_subsets"] >= 32
     assert PROFILES["paper"]["counterfactual"]["n_subsets"] >= 64
+
+
+def test_lds_interval_covers_model_level_noise() -> None:
+    # Outputs that are pure model-level noise, shared by every generated sample (a model
+    # trained on subset s is better or worse for all samples at once), and scores that share
+    # one image-level pattern: a chance correlation then repeats identically in every sample.
+    # Resampling samples alone gave [-0.110, -0.094] here; resampling subsets too must cover 0.
+    rng = np.random.default_rng(3)
+    n, m, s = 400, 60, 16
+    masks = cf.random_subsets(n, s, seed=3)
+    losses = rng.standard_normal(s)[:, None] + 0.01 * rng.standard_normal((s, m))
+    scores = rng.standard_normal(n)[None] + 0.1 * rng.standard_normal((m, n))
+    res = cf.lds(scores, masks, losses, n_boot=500, seed=0)
+    assert res.low < 0.0 < res.high
+    assert res.high - res.low > 0.3
