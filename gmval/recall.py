@@ -173,8 +173,10 @@ class RecallIndex:
             else:
                 nlist = cfg.nlist or max(1, int(4 * math.sqrt(n)))
                 if cfg.coarse == "hnsw":
+                    # faiss searches the graph with max(efSearch, nprobe) candidates, so a small
+                    # efSearch keeps add()'s one-cell assignments cheap without starving search.
                     quantizer = faiss.IndexHNSWFlat(d, 32)
-                    quantizer.hnsw.efSearch = max(64, 2 * cfg.nprobe)
+                    quantizer.hnsw.efSearch = 64
                 else:
                     quantizer = faiss.IndexFlatL2(d)
                 base = faiss.IndexIVFPQ(quantizer, d, nlist, cfg.m, cfg.nbits)
