@@ -152,8 +152,7 @@ class RecallIndex:
 
     @property
     def exact(self) -> bool:
-        """Exact search: its distances are exact, and it is rebuilt from the embeddings in no time
-        rather than stored."""
+        """Exact search, which is rebuilt from the embeddings in no time rather than stored."""
         return self.config.index == "flat"
 
     def build(self, embeddings: np.ndarray) -> RecallIndex:
