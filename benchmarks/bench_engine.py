@@ -107,7 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=64, help="EfficientNet-Lite0 input side")
     p.add_argument("--batch-size", type=int, default=256, help="encoder and distance batch size")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="forward precision of the encoder and effnet-features (gmval.precision)")
+                   help="forward precision of the encoder and effnet-features, and the exact search's "
+                        "candidate selection (gmval.precision, gmval.recall.ExactIndex)")
     p.add_argument("--k", type=int, default=30, help="contributors per generated image")
     p.add_argument("--recall-k", type=int, default=None, help="recalled candidates (default: max(2k, 100))")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
@@ -199,13 +200,15 @@ def run_variant(name: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     distance = create_distance(variant.distance, device=device, batch_size=cfg["batch_size"], **dist_kwargs)
     quality = create_quality_model(variant.quality, device=device)
     setup_s = time.perf_counter() - start
-    v = Valuator(encoder, distance, quality, k=cfg["k"], recall_k=cfg["recall_k"], recall="flat", cache_dir=None,
-                 progress=False)
+    v = Valuator(encoder, distance, quality, k=cfg["k"], recall_k=cfg["recall_k"],
+                 recall={"index": "flat", "precision": cfg["precision"]}, cache_dir=None, progress=False)
     start = time.perf_counter()
     v.fit(train)
     one_time_s = time.perf_counter() - start
     fit = {s: v.timings.get(s, 0.0) for s in ("embed_train", "index", "quality_fit")}
-    base |= {"recall_k": v.recall_k(len(train)), "rss_base_mb": rss_base, "setup_s": setup_s,
+    assert v._index is not None
+    base |= {"recall_k": v.recall_k(len(train)), "recall_precision": v._index.params()["precision"],
+             "rss_base_mb": rss_base, "setup_s": setup_s,
              "one_time_s": one_time_s, **{f"{s}_s": t for s, t in fit.items()}}
 
     def measured(path: str, n: int, wall_s: float, timings: dict[str, float]) -> dict[str, Any]:

@@ -185,7 +185,7 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
         timer["ivf_build"] += t1 - t0
         if keep_flat:
             if flat is None:
-                flat = RecallIndex(RecallConfig("flat")).build(x)
+                flat = RecallIndex(RecallConfig("flat", precision="fp32")).build(x)  # the recall reference
             else:
                 flat.index.add(x)
             timer["flat_build"] += time.perf_counter() - t1

@@ -37,8 +37,10 @@ from gmval.stages import TimedStages
 from gmval.store import Artifact, ArtifactStore, RowCache, artefact_key, atomic_write_text
 from gmval.value import Temperature, contribution_weights, data_values, resolve_temperature
 
-#: Bytes of gathered candidate features held at once during re-ranking.
-GATHER_BUDGET = 256 * 2**20
+#: Bytes of float32 candidate features gathered at once during re-ranking: a block that
+#: stays in cache while it is differenced (256 MB blocks made re-ranking memory-bound,
+#: 10x slower for 7,040-wide deep features).
+GATHER_BLOCK = 4 * 2**20
 
 
 @dataclass
@@ -195,10 +197,10 @@ class Valuator(TimedStages):
         self.train, self.timings = train, {}
         self.encoder.fit(train)
         self._train_emb, self._train_emb_key = self.embed(train, "embed_train")
-        params = {"recall": self.recall_config.params(), "embeddings": self._train_emb_key}
+        index = RecallIndex(self.recall_config, self.encoder.device)
+        params = {"recall": index.params(), "embeddings": self._train_emb_key}
         self._index_key = artefact_key("index", params)
         with self._timed("index"):
-            index = RecallIndex(self.recall_config, self.encoder.device)
             art = None if index.exact else self.store.load("index", params)
             if art is not None:
                 self._index = RecallIndex.load(self.recall_config, art.file("index.faiss"))
@@ -224,56 +226,57 @@ class Valuator(TimedStages):
             with self._timed("quality_fit"):
                 self._quality.fit(self._train_emb)
 
-    def recall(self, generated: ImageSet, gen_emb: np.ndarray, gen_key: str) -> tuple[np.ndarray, str]:
-        """(m, K) candidate training indices of each generated image, and the stage key."""
+    def recall(self, generated: ImageSet, gen_emb: np.ndarray, gen_key: str) -> tuple[np.ndarray, np.ndarray, str]:
+        """(m, K) candidate training indices of each generated image, their squared recall
+        distances (float32-exact for exact recall, PQ estimates otherwise) and the stage key."""
         train = self._require_fit()
         assert self._index is not None
         kk = self.recall_k(len(train))
-        params = {"index": self._index_key, "queries": gen_key, "K": kk}
+        # version 2 stores the distances beside the candidates
+        params = {"index": self._index_key, "queries": gen_key, "K": kk, "version": 2}
         with self._timed("recall"):
             art = self.store.load("recall", params)
             if art is None:
                 cand = np.empty((len(generated), kk), dtype=np.int64)
+                sq = np.empty((len(generated), kk), dtype=np.float32)
                 with self._bar(len(generated), "recall") as bar:
                     for start in range(0, len(generated), self.chunk_size):
                         rows = slice(start, min(start + self.chunk_size, len(generated)))
-                        cand[rows] = self._index.search(gen_emb[rows], kk)[1]
+                        sq[rows], cand[rows] = self._index.search(gen_emb[rows], kk)
                         bar.update(rows.stop - rows.start)
-                art = self.store.save("recall", params, arrays={"candidates": cand})
-            return np.asarray(art.array("candidates", mmap=False)), artefact_key("recall", params)
+                art = self.store.save("recall", params, arrays={"candidates": cand, "distances": sq})
+            return (np.asarray(art.array("candidates", mmap=False)), np.asarray(art.array("distances", mmap=False)),
+                    artefact_key("recall", params))
 
     def rerank(self, generated: ImageSet, candidates: np.ndarray, recall_key: str,
-               gen_emb: np.ndarray) -> np.ndarray:
+               gen_emb: np.ndarray, recall_sq: np.ndarray) -> np.ndarray:
         """(m, K) re-ranking distances of each generated image to its candidates."""
         train = self._require_fit()
+        assert self._index is not None
         params = {"distance": self.distance.params(), "generated": generated.fingerprint(), "recall": recall_key}
         with self._timed("rerank"):
+            if self.distance.uses_embeddings and self._index.exact:
+                # exact recall already measured these distances, as direct differences
+                return np.sqrt(recall_sq)
             art = self.store.load("rerank", params)
             if art is not None:
                 return np.asarray(art.array("distances", mmap=False))
             m, kk = candidates.shape
+            train_feats: np.ndarray | None = None
             if self.distance.uses_embeddings:
-                assert self._train_emb is not None
-                train_feats, pos = self._train_emb, candidates
+                train_feats = self._train_emb
             elif self.distance.cache_features:
-                train_feats, pos = self._train_features(train, candidates), candidates
-            else:
-                train_feats, pos = None, candidates
+                train_feats = self._train_features(train, candidates)
             writer = self.store.chunked("rerank", params, {"distances": ((m, kk), "float32")})
             with self._bar(m, f"rerank {self.distance.name}") as bar:
                 bar.update(writer.done)
-                for rows in writer.pending(self._gather_rows(kk, train_feats)):
+                for rows in writer.pending(self.chunk_size):
                     if self.distance.uses_embeddings:
                         a = torch.from_numpy(gen_emb[rows])
                     else:
                         with self._timed("distance_features"):
                             a = self.distance.features_of(generated.images[rows]).float()
-                    if train_feats is None:
-                        flat = self.distance.features_of(train.images[torch.from_numpy(pos[rows].ravel())])
-                        b = flat.float().reshape(len(a), kk, -1)
-                    else:
-                        b = torch.from_numpy(np.asarray(train_feats[pos[rows]], dtype=np.float32))
-                    d = self.distance.pairwise(a, b).numpy()
+                    d = self._distances(a, candidates[rows], train_feats).numpy()
                     if not np.isfinite(d).all():
                         raise ValueError(f"distance {self.distance.name} produced non-finite values for "
                                          f"generated rows {rows.start}-{rows.stop}")
@@ -281,9 +284,25 @@ class Valuator(TimedStages):
                     bar.update(rows.stop - rows.start)
             return np.asarray(writer.finish().array("distances", mmap=False))
 
-    def _gather_rows(self, kk: int, feats: np.ndarray | None) -> int:
-        width = feats.shape[1] if feats is not None else int(np.prod(self._require_fit().shape))
-        return int(max(1, min(self.chunk_size, GATHER_BUDGET // max(1, kk * width * 4))))
+    def _distances(self, a: torch.Tensor, pos: np.ndarray, train_feats: np.ndarray | None) -> torch.Tensor:
+        """Distances (rows, K) of features ``a`` to training candidates ``pos``, in cache-sized blocks.
+
+        Candidates come from ``train_feats`` (rows of training features) or, when it is
+        None, from the distance's features of the candidate images, computed here.
+        """
+        train = self._require_fit()
+        kk = pos.shape[1]
+        width = train_feats.shape[1] if train_feats is not None else int(np.prod(train.shape))
+        block = max(1, GATHER_BLOCK // (kk * width * 4))
+        feats = torch.from_numpy(train_feats) if train_feats is not None else None   # a view, not a copy
+        idx_all = torch.from_numpy(np.ascontiguousarray(pos))
+        out = torch.empty(pos.shape, dtype=torch.float32)
+        for start in range(0, len(pos), block):
+            idx = idx_all[start:start + block].reshape(-1)
+            b = (feats.index_select(0, idx) if feats is not None else self.distance.features_of(train.images[idx]))
+            stop = start + len(idx) // kk
+            out[start:stop] = self.distance.pairwise(a[start:stop], b.float().view(stop - start, kk, -1))
+        return out
 
     def _train_features(self, train: ImageSet, rows: np.ndarray) -> np.ndarray:
         """Distance features of the whole training set (memory-mapped), computed for ``rows``.
@@ -347,8 +366,8 @@ class Valuator(TimedStages):
             raise ValueError(f"k={k} exceeds the {kk} recalled candidates; raise recall_k")
         self.timings = {key: v for key, v in self.timings.items() if key in ("embed_train", "index", "quality_fit")}
         gen_emb, gen_key = self.embed(generated, "embed_generated")
-        cand, recall_key = self.recall(generated, gen_emb, gen_key)
-        dist = self.rerank(generated, cand, recall_key, gen_emb)
+        cand, recall_sq, recall_key = self.recall(generated, gen_emb, gen_key)
+        dist = self.rerank(generated, cand, recall_key, gen_emb, recall_sq)
         q = self.quality_scores(generated, gen_emb, gen_key)
         with self._timed("value"):
             order = np.argsort(dist, axis=1, kind="stable")[:, :k]

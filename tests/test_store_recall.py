@@ -168,18 +168,20 @@ def test_row_cache_keeps_rows_done_before_an_interruption(tmp_path) -> None:
     np.testing.assert_array_equal(reopened.missing(np.arange(10)), np.arange(4, 10))
 
 
-def test_exact_index_matches_brute_force_and_streams() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_exact_index_matches_brute_force_and_streams(precision: str) -> None:
     x = _clustered(4000, 48)
     x[321] = x[17]   # an exact tie must go to the lower index
     q = np.concatenate([x[17:18], _clustered(60, 48, seed=3)])
     brute = ((q[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
     want = np.argsort(brute, axis=1, kind="stable")[:, :40]
-    index = ExactIndex(48, device="cpu")
+    index = ExactIndex(48, device="cpu", precision=precision)
     for start in range(0, 4000, 1500):   # appended in chunks, as a streamed training set
         index.add(x[start:start + 1500])
     dist, idx = index.search(q, 40)
     assert recall_at_k(idx, want) == 1.0
     assert idx[0, 0] == 17 and idx[0, 1] == 321
+    assert dist[0, 0] == 0.0 and dist[0, 1] == 0.0   # direct differences: a copy scores exactly 0
     np.testing.assert_allclose(dist, np.take_along_axis(brute, want, axis=1), rtol=1e-4, atol=1e-3)
     assert (np.diff(dist, axis=1) >= 0).all()
     with pytest.raises(ValueError, match=r"\(n, 48\)"):
@@ -213,3 +215,27 @@ def test_ivfpq_variants_recall_and_round_trip(spec: dict, tmp_path) -> None:
     np.testing.assert_array_equal(loaded.search(q, 20)[1], approx)
     with pytest.raises(ValueError, match="coarse"):
         RecallConfig.parse({"index": "ivfpq", "coarse": "lsh"})
+
+
+def test_bf16_selection_only_screens_and_its_setting_keys_the_index() -> None:
+    x, q = _clustered(3000, 64), _clustered(80, 64, seed=4)
+    fp32 = ExactIndex(64, device="cpu", precision="fp32")
+    fp32.add(x)
+    want_d, want_i = fp32.search(q, 25)
+    bf16 = ExactIndex(64, device="cpu", precision="bf16", screen=1.0)
+    bf16.add(x)
+    # without a screen the bf16 order alone decides membership, and it is visibly coarser
+    assert recall_at_k(bf16.search(q, 25)[1], want_i) < 1.0
+    screened = ExactIndex(64, device="cpu", precision="bf16", screen=2.0)
+    screened.add(x)
+    d, i = screened.search(q, 25)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(d, want_d)   # the same float32 rescoring
+    assert RecallConfig("flat", precision="bf16").params("cpu") == {"index": "flat", "precision": "bf16",
+                                                                    "screen": 2.0}
+    assert RecallConfig("flat", precision="fp32").params("cpu") == {"index": "flat", "precision": "fp32"}
+    assert "precision" not in RecallConfig("ivfpq", precision="bf16").params("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        RecallConfig.parse({"index": "flat", "precision": "fp16"})
+    with pytest.raises(ValueError, match="screen"):
+        ExactIndex(64, precision="bf16", screen=0.5)

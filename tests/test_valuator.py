@@ -258,3 +258,29 @@ def test_ssim_matches_pyiqa(split) -> None:
     y = (train.images[:24].float() / 255).reshape(24, 1, 16, 16)
     ref = 1 - ssim(x, y, data_range=1.0).reshape(6, 4)
     torch.testing.assert_close(d.pairwise(a, b), ref, atol=1e-5, rtol=0)
+
+
+def test_no_rerank_reuses_exact_recall_distances_and_pq_recomputes_them(split) -> None:
+    train, gen = split
+    queries = gen.subset(range(30), "q")
+    emb = create_encoder("pca", dim=32)
+    emb.fit(train)
+    x, q = emb.encode(train.images).numpy(), emb.encode(queries.images).numpy()
+    for recall in ("flat", {"index": "pq", "m": 8, "nbits": 6}):
+        res = Valuator(emb, "none", k=4, recall=recall, cache_dir=None, progress=False).fit(train).value(queries)
+        top = res.contributors.sort_values(["generated_index", "rank"])
+        direct = np.sqrt(((q[top["generated_index"]] - x[top["train_index"]]) ** 2).sum(1))
+        # exact recall's distances, and after PQ the embeddings' own: never PQ's estimates
+        np.testing.assert_allclose(top["distance"], direct, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("distance", ["l2", ("effnet-features", {"resolution": 32})])
+def test_rerank_blocks_do_not_change_distances(split, monkeypatch, distance) -> None:
+    import gmval.valuator as valuator_module
+
+    train, gen = split
+    queries = gen.subset(range(25), "q")
+    whole = Valuator("pixels", distance, k=5, cache_dir=None, progress=False).fit(train).value(queries)
+    monkeypatch.setattr(valuator_module, "GATHER_BLOCK", 1)   # one generated image per block
+    blocked = Valuator("pixels", distance, k=5, cache_dir=None, progress=False).fit(train).value(queries)
+    np.testing.assert_array_equal(blocked.contributors["distance"], whole.contributors["distance"])
