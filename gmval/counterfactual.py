@@ -5,7 +5,7 @@ attributes, noise ranked low, fast. None of them asks whether the model actually
 those images. This module asks exactly that, by retraining:
 
 1. **LDS** (D-TRAK, ICLR 2024; see ``shared/baselines.md`` Sec. 3). Draw random half-size
-   subsets S_1..S_s of a small training set, retrain the β-VAE on each, and measure the
+   subsets S_1..S_s of a small training set, retrain the generator on each, and measure the
    model's output on every generated sample j. An attribution method predicts that output
    as a sum of per-image scores, Σ_{i∈S} τ_j(i). The LDS of sample j is the Spearman
    correlation, over the subsets, between prediction and measurement; the LDS of a
@@ -15,18 +15,25 @@ those images. This module asks exactly that, by retraining:
 
 Sign convention (everything here follows it): a **higher score means "this training image
 helps the model produce generated sample j"**, so removing it should *raise* sample j's
-loss. GMValuator's contributions and VAE-TracIn's proponent scores already read that way;
-the raw-pixel baselines score ``-distance``. The measured output is therefore the
-**negative** loss (the ELBO), so that a faithful method has a *positive* LDS. D-TRAK writes
-the same thing as "predicted loss = −Σ τ" against the loss.
+loss. GMValuator's contributions, VAE-TracIn's proponent scores and TRAK's scores already
+read that way; the raw-pixel baselines score ``-distance``. The measured output is therefore
+the **negative** loss, so that a faithful method has a *positive* LDS. D-TRAK writes the
+same thing as "predicted loss = −Σ τ" against the loss.
 
-The model output is :func:`vae_sample_loss`: the VAE's own training objective (negative
-β-ELBO) on the generated image, with Monte-Carlo noise fixed per sample so that every
-retrained model is scored on identical draws (D-TRAK fixes its diffusion noise likewise).
+Two generators, each a :class:`Recipe` that :class:`SubsetTrainer` retrains:
+
+* :class:`VAERecipe`, a β-VAE, measured by :func:`vae_sample_loss`: its own training
+  objective (negative β-ELBO) on the generated image, with Monte-Carlo noise fixed per
+  sample so that every retrained model is scored on identical draws.
+* :class:`DiffusionRecipe`, the zoo's class-conditional diffusion model, measured by
+  :func:`diffusion_sample_loss`: its training objective (the ε- or v-prediction MSE) at
+  fixed, evenly spaced timesteps and fixed noise, conditioned on the class the sample was
+  generated for (D-TRAK fixes its diffusion noise likewise).
 
 Deviations from D-TRAK, all deliberate and reported:
 
-* A β-VAE on a stratified MNIST subset instead of a diffusion model on CIFAR-2.
+* Generators on a stratified MNIST subset instead of a diffusion model on CIFAR-2; the
+  diffusion loss averages a few timesteps rather than all 1000.
 * The bootstrap interval resamples the **subsets and the generated samples jointly**
   (D-TRAK resamples its subsets): all samples share the same retrained models, so
   resampling samples alone would miss the model-level noise that moves every sample's
@@ -37,14 +44,15 @@ Deviations from D-TRAK, all deliberate and reported:
 * Fewer subsets and training seeds than D-TRAK's 64 × 3 outside the ``paper`` profile.
 
 Caching: every retrained model is a training folder (see :mod:`gmval.models.training`)
-under ``<data>/models/counterfactual/cf-vae-<hash>``, the hash covering the subset mask,
-the training set's fingerprint, the architecture and every training setting, so a rerun
-loads instead of training and an interrupted training resumes from its checkpoint.
+under ``<data>/models/counterfactual/cf-<kind>-<hash>`` (``cf-vae-…``, ``cf-diffusion-…``),
+the hash covering the subset mask, the training set's fingerprint, the architecture and
+every training setting, so a rerun loads instead of training and an interrupted training
+resumes from its checkpoint.
 Per-model sample losses are artefacts in ``<data>/cache/counterfactual``.
 
 ::
 
-    trainer = SubsetTrainer.from_profile("default")
+    trainer = SubsetTrainer.from_profile("default")        # key="counterfactual_diffusion" for part 2
     full = trainer.fit(trainer.full_mask())
     generated = trainer.generate(full, 100, seed=1)
     masks = random_subsets(len(trainer.train), 32, seed=0)
@@ -55,14 +63,16 @@ Per-model sample losses are artefacts in ``<data>/cache/counterfactual``.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from gmval import paths
 from gmval.data import subsample
@@ -74,8 +84,13 @@ from gmval.profiles import get_profile
 from gmval.store import ArtifactStore, artefact_key
 from gmval.valuator import ValuationResult
 
+if TYPE_CHECKING:  # diffusers is slow to import; the diffusion parts import it when used
+    from gmval.models.diffusion import ConditionalDiffusion, DiffusionConfig
+
 #: Generated images scored per forward pass in :func:`vae_sample_loss`.
 LOSS_BATCH = 64
+#: Noisy copies (images × steps × draws) per forward pass in :func:`diffusion_sample_loss`.
+DIFFUSION_LOSS_COPIES = 512
 
 
 # --------------------------------------------------------------------------- subsets
@@ -180,19 +195,245 @@ def vae_sample_loss(model: BetaVAE, images: ImageSet | torch.Tensor, draws: int 
     return out
 
 
+def diffusion_sample_loss(model: ConditionalDiffusion, images: ImageSet | torch.Tensor, labels: np.ndarray,
+                          timesteps: int = 10, draws: int = 1, seed: int = 0) -> np.ndarray:
+    """Denoising loss (the diffusion model's training objective) of each image, with fixed steps and noise.
+
+    The loss of image j is the model's prediction MSE (ε or v, whichever it was trained
+    on) averaged over ``timesteps`` evenly spaced diffusion steps
+    (:func:`~gmval.models.diffusion.evenly_spaced_timesteps`) × ``draws`` noise draws,
+    conditional on ``labels[j]`` without label dropout. The noise comes from
+    ``np.random.default_rng([seed, j])``, so every retrained model is measured on identical
+    noisy inputs (D-TRAK seeds its ε per step likewise) and loss differences come from the
+    weights alone.
+
+    Args:
+        model: the diffusion model (put in eval mode here; its EMA weights are what sample).
+        images: uint8 images (an :class:`ImageSet` or a (N, C, H, W) tensor).
+        labels: (N,) class of each image (a generated sample's: the class it was drawn for).
+        timesteps: number of evenly spaced steps.
+        draws: noise draws per image and step.
+        seed: seeds the noise.
+
+    Returns:
+        (N,) float64 losses (lower = the model denoises the image better).
+
+    Raises:
+        ValueError: for timesteps or draws out of range, images of the wrong shape, or
+            labels of the wrong shape or outside the model's classes.
+    """
+    from gmval.models.diffusion import evenly_spaced_timesteps
+
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    cfg = model.config
+    steps = evenly_spaced_timesteps(timesteps, cfg.train_timesteps)
+    x_all = images.images if isinstance(images, ImageSet) else images
+    if tuple(x_all.shape[1:]) != (cfg.channels, cfg.image_size, cfg.image_size):
+        raise ValueError(f"images are {tuple(x_all.shape[1:])}; the diffusion model expects "
+                         f"{(cfg.channels, cfg.image_size, cfg.image_size)}")
+    labels = np.asarray(labels)
+    if labels.shape != (len(x_all),):
+        raise ValueError(f"labels have shape {labels.shape}, expected ({len(x_all)},)")
+    if labels.size and (labels.min() < 0 or labels.max() >= cfg.num_classes):
+        raise ValueError(f"labels must be classes 0..{cfg.num_classes - 1}, got {labels.min()}..{labels.max()}")
+    model.eval()
+    device = next(model.parameters()).device
+    noise_shape = (timesteps, draws, cfg.channels, cfg.canvas, cfg.canvas)
+    per_batch = max(1, DIFFUSION_LOSS_COPIES // (timesteps * draws))
+    out = np.empty(len(x_all), dtype=np.float64)
+    with torch.no_grad():
+        for start in range(0, len(x_all), per_batch):
+            stop = min(start + per_batch, len(x_all))
+            noise = np.stack([np.random.default_rng([seed, j]).standard_normal(noise_shape, dtype=np.float32)
+                              for j in range(start, stop)])
+            x = to_float(x_all[start:stop].to(device))
+            y = torch.from_numpy(labels[start:stop].astype(np.int64)).to(device)
+            loss = model.fixed_loss(x, y, steps, torch.from_numpy(noise).to(device))
+            out[start:stop] = loss.double().cpu().numpy()
+    if not np.isfinite(out).all():
+        raise FloatingPointError("non-finite diffusion losses; the model may have diverged")
+    return out
+
+
+# --------------------------------------------------------------------------- recipes
+
+class Recipe(Protocol):
+    """The model-specific half of :class:`SubsetTrainer`: how one kind of generator is trained and measured.
+
+    Attributes:
+        kind: short name of the model kind; it prefixes the run folders (``cf-<kind>-<hash>``).
+        epochs: passes over each subset (the same for every subset, as in D-TRAK).
+        batch_size: images per step.
+    """
+
+    kind: ClassVar[str]
+    epochs: int
+    batch_size: int
+
+    def key(self) -> dict[str, Any]:
+        """Everything besides the data and the training loop that decides the trained weights."""
+        ...
+
+    def fit(self, data: ImageSet, folder: Path, train_config: TrainConfig, progress: bool) -> nn.Module:
+        """Train (or resume, or load) the model on ``data`` in ``folder``."""
+        ...
+
+    def generate(self, model: nn.Module, n: int, seed: int) -> ImageSet:
+        """``n`` samples of ``model`` drawn from ``seed``, ids 0..n-1."""
+        ...
+
+    def loss_key(self, generated: ImageSet) -> dict[str, Any]:
+        """What :meth:`sample_loss` depends on beyond the model, the images, the draws and the seed."""
+        ...
+
+    def sample_loss(self, model: nn.Module, generated: ImageSet, draws: int, seed: int) -> np.ndarray:
+        """(m,) training loss of each generated sample under ``model``, with noise fixed by ``seed``."""
+        ...
+
+
+@dataclass(frozen=True)
+class VAERecipe:
+    """β-VAE retraining, measured by :func:`vae_sample_loss`.
+
+    Attributes:
+        config: architecture and objective.
+        epochs: passes over each subset.
+        batch_size: images per step.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        lr: learning rate.
+    """
+
+    kind: ClassVar[str] = "vae"
+    config: VAEConfig
+    epochs: int
+    batch_size: int
+    optimizer: str = "adam"
+    lr: float = 1e-3
+
+    def key(self) -> dict[str, Any]:
+        """Architecture, optimizer and learning rate (the keys of the first VAE-only trainer, so its runs still load)."""
+        return {"vae": asdict(self.config), "optimizer": self.optimizer, "lr": self.lr}
+
+    def fit(self, data: ImageSet, folder: Path, train_config: TrainConfig, progress: bool) -> BetaVAE:
+        """:func:`~gmval.models.vae.train_vae` with this recipe."""
+        model, _ = train_vae(data, folder, self.config, train_config, optimizer=self.optimizer, lr=self.lr,
+                             params={"counterfactual": True}, progress=progress)
+        return model
+
+    def generate(self, model: nn.Module, n: int, seed: int) -> ImageSet:
+        """Decoded means of z ~ N(0, I) from ``seed``, unlabelled."""
+        return ImageSet(model.generate(n, seed=seed), np.arange(n), name=f"cf-vae-seed{seed}")
+
+    def loss_key(self, generated: ImageSet) -> dict[str, Any]:
+        """Nothing beyond the draws and the seed."""
+        return {}
+
+    def sample_loss(self, model: nn.Module, generated: ImageSet, draws: int, seed: int) -> np.ndarray:
+        """:func:`vae_sample_loss`."""
+        return vae_sample_loss(model, generated, draws, seed)
+
+
+@dataclass(frozen=True)
+class DiffusionRecipe:
+    """Class-conditional diffusion retraining (EMA weights), measured by :func:`diffusion_sample_loss`.
+
+    Attributes:
+        config: architecture and noise schedule.
+        epochs: passes over each subset.
+        batch_size: images per step.
+        lr: Adam learning rate.
+        ema_decay: decay of the weight average, which is the model that samples and is measured.
+        sampling_steps / guidance_scale: DDIM steps and guidance of :meth:`generate`.
+        loss_timesteps: evenly spaced steps of the measured loss.
+    """
+
+    kind: ClassVar[str] = "diffusion"
+    config: DiffusionConfig
+    epochs: int
+    batch_size: int
+    lr: float = 1e-3
+    ema_decay: float = 0.995
+    sampling_steps: int = 25
+    guidance_scale: float = 2.0
+    loss_timesteps: int = 10
+
+    def key(self) -> dict[str, Any]:
+        """Architecture, schedule, learning rate and EMA decay (sampling settings do not change the weights)."""
+        return {"diffusion": asdict(self.config), "lr": self.lr, "ema_decay": self.ema_decay}
+
+    def fit(self, data: ImageSet, folder: Path, train_config: TrainConfig, progress: bool) -> ConditionalDiffusion:
+        """:func:`~gmval.models.diffusion.train_diffusion` with this recipe; returns the EMA model."""
+        from gmval.models.diffusion import train_diffusion
+
+        model, _ = train_diffusion(data, folder, self.config, train_config, lr=self.lr, ema_decay=self.ema_decay,
+                                   sampling_steps=self.sampling_steps, guidance_scale=self.guidance_scale,
+                                   params={"counterfactual": True}, progress=progress)
+        return model
+
+    def generate(self, model: nn.Module, n: int, seed: int) -> ImageSet:
+        """Guided DDIM samples of balanced classes (sample i asks for class i mod #classes), labelled with them."""
+        labels = np.arange(n) % self.config.num_classes
+        return ImageSet(model.generate(n, seed=seed, labels=labels), np.arange(n), labels.astype(np.int64),
+                        name=f"cf-diffusion-seed{seed}")
+
+    def loss_key(self, generated: ImageSet) -> dict[str, Any]:
+        """The loss's timesteps and the labels it conditions on (the images' fingerprint omits labels)."""
+        labels = _check_labelled(generated)
+        return {"timesteps": self.loss_timesteps,
+                "labels": hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest()[:16]}
+
+    def sample_loss(self, model: nn.Module, generated: ImageSet, draws: int, seed: int) -> np.ndarray:
+        """:func:`diffusion_sample_loss` conditioned on the samples' labels."""
+        return diffusion_sample_loss(model, generated, _check_labelled(generated), self.loss_timesteps, draws, seed)
+
+
+def _check_labelled(generated: ImageSet) -> np.ndarray:
+    if generated.labels is None:
+        raise ValueError(f"{generated.name}: the conditional diffusion loss needs the class of every generated "
+                         "sample (the labels it was generated for)")
+    return generated.labels
+
+
+def recipe_from_settings(settings: Mapping[str, Any], train: ImageSet) -> VAERecipe | DiffusionRecipe:
+    """The recipe of a ``counterfactual`` profile entry: its ``vae`` or its ``diffusion`` block.
+
+    Raises:
+        ValueError: unless the entry has exactly one of the two.
+    """
+    kinds = [k for k in ("vae", "diffusion") if k in settings]
+    if len(kinds) != 1:
+        raise ValueError(f"a counterfactual entry needs exactly one recipe block, 'vae' or 'diffusion'; got {kinds}")
+    c, h = train.shape[0], train.shape[1]
+    r = settings[kinds[0]]
+    if kinds[0] == "vae":
+        config = VAEConfig(channels=c, image_size=h, latent_dim=r["latent_dim"], hidden=r["hidden"],
+                           beta=r["beta"], likelihood=r["likelihood"])
+        return VAERecipe(config, epochs=r["epochs"], batch_size=r["batch_size"], optimizer=r["optimizer"],
+                         lr=r["lr"])
+    from gmval.models.diffusion import DiffusionConfig
+
+    if train.labels is None:
+        raise ValueError(f"{train.name}: the conditional diffusion recipe needs a labelled training set")
+    config = DiffusionConfig(channels=c, image_size=h, num_classes=int(train.labels.max()) + 1,
+                             block_out_channels=r["block_out_channels"], attention=r["attention"],
+                             layers_per_block=r["layers_per_block"], norm_groups=r["norm_groups"],
+                             beta_schedule=r["beta_schedule"], prediction_type=r["prediction_type"],
+                             p_uncond=r["p_uncond"])
+    return DiffusionRecipe(config, epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"],
+                           ema_decay=r["ema_decay"], sampling_steps=r["sampling_steps"],
+                           guidance_scale=r["guidance_scale"], loss_timesteps=settings["loss_timesteps"])
+
+
 # --------------------------------------------------------------------------- retraining
 
 @dataclass(frozen=True)
 class SubsetTrainer:
-    """Retrains one β-VAE recipe on subsets of one training set, each model cached on disk.
+    """Retrains one recipe (β-VAE or diffusion) on subsets of one training set, each model cached on disk.
 
     Attributes:
         train: the full (small) training set; masks index its positions.
-        vae: architecture and objective.
-        epochs: passes over each subset (the same for every subset, as in D-TRAK).
-        batch_size: images per step.
-        optimizer: ``"adam"`` or ``"sgd"``.
-        lr: learning rate.
+        recipe: the model kind, its architecture and training settings, and its measured loss.
         seeds: training seeds; :meth:`subset_losses` averages the output over them.
         checkpoint_seconds: how often a running training saves its resumable checkpoint.
         root: folder of the model runs (default ``<data>/models/counterfactual``).
@@ -204,11 +445,7 @@ class SubsetTrainer:
     """
 
     train: ImageSet
-    vae: VAEConfig
-    epochs: int
-    batch_size: int
-    optimizer: str = "adam"
-    lr: float = 1e-3
+    recipe: Recipe
     seeds: tuple[int, ...] = (0,)
     checkpoint_seconds: float = 60.0
     root: Path = field(default_factory=lambda: paths.MODELS / "counterfactual")
@@ -219,30 +456,36 @@ class SubsetTrainer:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds must hold at least one training seed")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.recipe.epochs < 1 or self.recipe.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.recipe.epochs} and "
+                             f"{self.recipe.batch_size}")
 
     @classmethod
-    def from_profile(cls, profile: str | Mapping[str, Any] = "default", root: Path | None = None,
-                     progress: bool = False) -> SubsetTrainer:
-        """The recipe and training set of ``profile["counterfactual"]``.
+    def from_profile(cls, profile: str | Mapping[str, Any] = "default", key: str = "counterfactual",
+                     root: Path | None = None, progress: bool = False) -> SubsetTrainer:
+        """The recipe and training set of ``profile[key]``.
 
         Args:
             profile: a profile name or a profile dict.
+            key: ``"counterfactual"`` (the β-VAE study) or ``"counterfactual_diffusion"``.
             root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
             progress: show tqdm bars while training.
+
+        Raises:
+            ValueError: if the profile has no entry ``key``.
         """
-        p = (get_profile(profile) if isinstance(profile, str) else profile)["counterfactual"]
+        settings = get_profile(profile) if isinstance(profile, str) else profile
+        if key not in settings:
+            raise ValueError(f"the profile has no counterfactual entry {key!r}")
+        p = settings[key]
         train = training_set(p)
-        v = p["vae"]
-        config = VAEConfig(channels=train.shape[0], image_size=train.shape[1], latent_dim=v["latent_dim"],
-                           hidden=v["hidden"], beta=v["beta"], likelihood=v["likelihood"])
+        recipe = recipe_from_settings(p, train)
         models = paths.MODELS if root is None else Path(root) / "models"
         cache = paths.CACHE if root is None else Path(root) / "cache"
-        return cls(train=train, vae=config, epochs=v["epochs"], batch_size=v["batch_size"],
-                   optimizer=v["optimizer"], lr=v["lr"], seeds=tuple(p["train_seeds"]),
+        return cls(train=train, recipe=recipe, seeds=tuple(p["train_seeds"]),
                    checkpoint_seconds=p.get("checkpoint_seconds", 60.0), root=models / "counterfactual",
-                   cache=cache / "counterfactual", progress=progress, full_keep_every=v["full_keep_every"])
+                   cache=cache / "counterfactual", progress=progress,
+                   full_keep_every=p[recipe.kind].get("full_keep_every", 0))
 
     def full_mask(self) -> np.ndarray:
         """The mask of the whole training set (the model that draws the generated samples)."""
@@ -251,7 +494,7 @@ class SubsetTrainer:
     def train_config(self, mask: np.ndarray, seed: int) -> TrainConfig:
         """The training settings of the run on ``mask`` (snapshots only for the full set)."""
         keep_every = self.full_keep_every if bool(np.all(mask)) else 0
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=seed,
+        return TrainConfig(epochs=self.recipe.epochs, batch_size=self.recipe.batch_size, seed=seed,
                            checkpoint_seconds=self.checkpoint_seconds, keep_every=keep_every)
 
     def _check_mask(self, mask: np.ndarray) -> np.ndarray:
@@ -268,11 +511,11 @@ class SubsetTrainer:
         mask = self._check_mask(mask)
         train = {k: v for k, v in asdict(self.train_config(mask, seed)).items() if k != "checkpoint_seconds"}
         params = {"data": self.train.fingerprint(), "mask": mask_digest(mask), "n_kept": int(mask.sum()),
-                  "vae": asdict(self.vae), "optimizer": self.optimizer, "lr": self.lr, "train": train}
-        return self.root / artefact_key("cf-vae", params)
+                  **self.recipe.key(), "train": train}
+        return self.root / artefact_key(f"cf-{self.recipe.kind}", params)
 
-    def fit(self, mask: np.ndarray, seed: int | None = None) -> BetaVAE:
-        """The β-VAE trained on the images of ``mask``: loaded if done, resumed or trained otherwise.
+    def fit(self, mask: np.ndarray, seed: int | None = None) -> nn.Module:
+        """The model trained on the images of ``mask``: loaded if done, resumed or trained otherwise.
 
         Args:
             mask: (n,) bool, the training images kept.
@@ -284,23 +527,21 @@ class SubsetTrainer:
         mask = self._check_mask(mask)
         seed = self.seeds[0] if seed is None else seed
         data = self.train.subset(np.flatnonzero(mask), name=f"{self.train.name}-cf{mask_digest(mask)[:6]}")
-        model, _ = train_vae(data, self.folder(mask, seed), self.vae, self.train_config(mask, seed),
-                             optimizer=self.optimizer, lr=self.lr, params={"counterfactual": True},
-                             progress=self.progress)
-        return model
+        return self.recipe.fit(data, self.folder(mask, seed), self.train_config(mask, seed), self.progress)
 
-    def generate(self, model: BetaVAE, n: int, seed: int) -> ImageSet:
-        """``n`` samples of ``model`` (decoded means of z ~ N(0, I) from ``seed``), ids 0..n-1."""
-        return ImageSet(model.generate(n, seed=seed), np.arange(n), name=f"cf-vae-seed{seed}")
+    def generate(self, model: nn.Module, n: int, seed: int) -> ImageSet:
+        """``n`` samples of ``model`` from ``seed`` (the recipe's sampler), ids 0..n-1."""
+        return self.recipe.generate(model, n, seed)
 
     def model_loss(self, mask: np.ndarray, seed: int, generated: ImageSet, draws: int, loss_seed: int) -> np.ndarray:
-        """:func:`vae_sample_loss` of the model on ``mask`` with ``seed``, cached per model."""
+        """The recipe's sample loss of the model on ``mask`` with ``seed``, cached per model."""
         folder = self.folder(mask, seed)
         store = ArtifactStore(self.cache)
-        params = {"model": folder.name, "generated": generated.fingerprint(), "draws": draws, "seed": loss_seed}
+        params = {"model": folder.name, "generated": generated.fingerprint(), "draws": draws, "seed": loss_seed,
+                  **self.recipe.loss_key(generated)}
         art = store.load("cf-loss", params)
         if art is None:
-            loss = vae_sample_loss(self.fit(mask, seed), generated, draws, loss_seed)
+            loss = self.recipe.sample_loss(self.fit(mask, seed), generated, draws, loss_seed)
             art = store.save("cf-loss", params, arrays={"loss": loss})
         return np.asarray(art.array("loss", mmap=False))
 
@@ -317,6 +558,25 @@ class SubsetTrainer:
             for train_seed in self.seeds:
                 out[s] += self.model_loss(mask, train_seed, generated, draws, seed)
         return out / len(self.seeds)
+
+
+def seed_agreement(trainer: SubsetTrainer, masks: np.ndarray, generated: ImageSet, draws: int,
+                   loss_seed: int) -> np.ndarray | None:
+    """Per-sample Spearman correlation, over the subsets, of the losses under the first two training seeds.
+
+    If two seeds order the subsets alike, that order is a property of the subsets, which an
+    attribution method can predict; the mean roughly bounds the LDS reachable at this level of
+    training noise. None with a single training seed.
+
+    Returns:
+        (m,) correlations (NaN where one seed's losses are constant over the subsets), or None.
+    """
+    if len(trainer.seeds) < 2:
+        return None
+    a, b = (np.stack([trainer.model_loss(mask, s, generated, draws, loss_seed) for mask in masks])
+            for s in trainer.seeds[:2])
+    rho, constant = _spearman_columns(a, b)
+    return np.where(constant, np.nan, rho)
 
 
 def training_set(settings: Mapping[str, Any]) -> ImageSet:
@@ -336,8 +596,9 @@ def attribution_matrix(result: ValuationResult, n_train: int, column: str | None
       ``contribution`` of contributor i to generated image j, 0 for non-contributors. Pass
       ``column="weight"`` to drop the quality calibration (q_j only rescales row j, which
       Spearman ignores: both give the same LDS unless some q_j = 0).
-    * VAE-TracIn (:class:`~gmval.baselines.vae_tracin.TracInResult`): its full ``scores``
-      (n_scored, m), transposed; training images it did not score get 0.
+    * VAE-TracIn and TRAK (:class:`~gmval.baselines.vae_tracin.TracInResult` and its
+      subclass :class:`~gmval.baselines.trak.TRAKResult`): the full ``scores`` (n_scored, m),
+      transposed; training images not scored get 0.
 
     Args:
         result: a valuation of ``n_train`` training images.
@@ -355,10 +616,11 @@ def attribution_matrix(result: ValuationResult, n_train: int, column: str | None
         raise ValueError(f"the result values {recorded} training images, but n_train={n_train}")
     if isinstance(result, TracInResult):
         if column is not None:
-            raise ValueError("column applies to GMValuator results only; VAE-TracIn has one score matrix")
+            raise ValueError("column applies to GMValuator results only; gradient baselines have one score matrix")
         rows = np.asarray(result.scored_index)
         if rows.size and (rows.min() < 0 or rows.max() >= n_train):
-            raise ValueError(f"VAE-TracIn scored training index {rows.max()} outside 0..{n_train - 1}")
+            raise ValueError(f"{result.config.get('method', 'the baseline')} scored training index {rows.max()} "
+                             f"outside 0..{n_train - 1}")
         dense = np.zeros((result.scores.shape[1], n_train))
         dense[:, rows] = result.scores.T
     else:
@@ -403,6 +665,53 @@ def pixel_attribution(train: ImageSet, generated: ImageSet, k: int | None = None
     out = np.zeros_like(d)
     np.put_along_axis(out, top, 1.0, axis=1)
     return out
+
+
+def gmvaluator_attributions(train: ImageSet, generated: ImageSet, encoder: Sequence[Any], k: int,
+                            temperature: float | str, distances: Sequence[Sequence[Any]],
+                            qualities: Sequence[Sequence[Any]]) -> tuple[dict[str, np.ndarray],
+                                                                         dict[str, tuple[str, str]],
+                                                                         dict[str, float]]:
+    """Dense attributions of every GMValuator variant (each distance × quality pair), as a profile lists them.
+
+    One valuator is fitted on ``train`` (the recall index is built once); each variant swaps its
+    re-ranking distance and quality model.
+
+    Args:
+        train: the training set the models were trained on.
+        generated: the generated samples.
+        encoder: ``[name, kwargs]`` of the recall encoder.
+        k: contributors per sample.
+        temperature: T of exp(-d/T), or ``"auto"``.
+        distances / qualities: ``[name, kwargs]`` pairs.
+
+    Returns:
+        (label -> (m, n) scores, label -> (distance, quality), label -> seconds to value),
+        labelled ``"GMValuator (<distance>)"`` without and ``"GMValuator (<distance>, <quality>)"``
+        with a quality model.
+    """
+    from gmval.distances import create_distance
+    from gmval.encoders import create_encoder
+    from gmval.quality import create_quality_model
+    from gmval.valuator import Valuator
+
+    enc_name, enc_kwargs = encoder
+    valuator = Valuator(create_encoder(enc_name, **enc_kwargs), k=k, temperature=temperature,
+                        progress=False).fit(train)
+    methods: dict[str, np.ndarray] = {}
+    settings: dict[str, tuple[str, str]] = {}
+    seconds: dict[str, float] = {}
+    for dist_name, dist_kwargs in distances:
+        valuator.distance = create_distance(dist_name, **dist_kwargs)
+        for q_name, q_kwargs in qualities:
+            valuator.quality = create_quality_model(q_name, **q_kwargs)
+            start = time.perf_counter()
+            res = valuator.value(generated)
+            label = f"GMValuator ({dist_name})" if q_name == "none" else f"GMValuator ({dist_name}, {q_name})"
+            methods[label] = attribution_matrix(res, len(train))
+            settings[label] = (dist_name, q_name)
+            seconds[label] = time.perf_counter() - start
+    return methods, settings, seconds
 
 
 # --------------------------------------------------------------------------- LDS
@@ -510,6 +819,23 @@ def lds(scores: np.ndarray, masks: np.ndarray, losses: np.ndarray, n_boot: int =
                      n_constant=int(constant.sum()), confidence=confidence, n_boot=n_boot)
 
 
+def lds_table(methods: Mapping[str, np.ndarray], settings: Mapping[str, tuple[str, str]], masks: np.ndarray,
+              losses: np.ndarray, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One :func:`lds` row per method: ``method``, ``distance``, ``quality`` and :meth:`LDSResult.row`.
+
+    Args:
+        methods: label -> (m, n) scores.
+        settings: label -> (distance, quality) descriptions; a label missing here gets ("-", "none").
+        masks / losses / n_boot / seed: as :func:`lds` (the same bootstrap seed for every method).
+    """
+    rows = []
+    for label, scores in methods.items():
+        dist_name, q_name = settings.get(label, ("-", "none"))
+        res = lds(scores, masks, losses, n_boot=n_boot, seed=seed)
+        rows.append({"method": label, "distance": dist_name, "quality": q_name, **res.row()})
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------- top-k removal
 
 def _top_k(row: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -586,3 +912,9 @@ def retrain_without_topk(trainer: SubsetTrainer, methods: Mapping[str, np.ndarra
                 rows.append({"sample": j, "k": k, "method": name, "loss_full": float(base[j]),
                              "loss_removed": float(loss), "delta": float(loss - base[j])})
     return pd.DataFrame(rows)
+
+
+def removal_summary(removal: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, k): the ``mean`` (as ``ours``), ``median``, ``min`` and ``max`` loss change of a removal table."""
+    return (removal.groupby(["method", "k"])["delta"].agg(["mean", "median", "min", "max"]).reset_index()
+            .rename(columns={"mean": "ours"}))

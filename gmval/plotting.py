@@ -1,4 +1,4 @@
-"""Figures: contributor grids and byte-stable saving (PNG + PDF, fixed metadata, Agg backend)."""
+"""Figures: contributor grids, counterfactual plots, byte-stable saving (PNG + PDF, fixed metadata, Agg)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from gmval.images import ImageSet  # noqa: E402
@@ -89,5 +90,48 @@ def image_rows(sets: dict[str, ImageSet], per_row: int = 10, title: str | None =
         axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def lds_figure(table: pd.DataFrame, title: str) -> Figure:
+    """Each method's LDS with its interval (columns ``method``, ``lds``, ``low``, ``high``), lowest first."""
+    order = table.sort_values("lds")
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(order) + 1.2))
+    y = np.arange(len(order))
+    ax.errorbar(order["lds"], y, xerr=[order["lds"] - order["low"], order["high"] - order["lds"]], fmt="o", ms=4,
+                capsize=3, color="C0")
+    ax.axvline(0, color="grey", lw=0.8, ls=":")
+    ax.set_yticks(y)
+    ax.set_yticklabels(order["method"], fontsize=8)
+    ax.set_xlabel("LDS (Spearman; 95% bootstrap interval over subsets and samples)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def removal_figure(removal: pd.DataFrame, title: str) -> Figure:
+    """Loss change after removing each sample's top-k images, one panel per k, one column per method.
+
+    Args:
+        removal: :func:`gmval.counterfactual.retrain_without_topk`'s table (``sample``, ``k``,
+            ``method``, ``delta``); every sample is a dot, the mean a bar.
+        title: the figure's title.
+    """
+    ks = sorted(removal["k"].unique())
+    methods = list(dict.fromkeys(removal["method"]))
+    fig, axes = plt.subplots(1, len(ks), figsize=(2.2 + 1.1 * len(methods) * len(ks), 3.2), squeeze=False,
+                             sharey=True)
+    for ax, k in zip(axes[0], ks, strict=True):
+        for i, method in enumerate(methods):
+            delta = removal.loc[(removal["k"] == k) & (removal["method"] == method), "delta"].to_numpy()
+            ax.scatter(np.full(len(delta), i), delta, s=14, color="grey" if method == "random" else "C0", zorder=3)
+            ax.hlines(delta.mean(), i - 0.3, i + 0.3, color="C3", lw=2, zorder=4)
+        ax.axhline(0, color="grey", lw=0.8, ls=":")
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"k = {k}", fontsize=9)
+    axes[0][0].set_ylabel("loss change (removed − full)")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -86,9 +86,25 @@ training set; ``None`` for an image count means "all of them".
 * ``encoder`` / ``k`` / ``temperature`` / ``distances`` / ``qualities``: the GMValuator variants
   (every distance × quality pair); ``pixel_k``: contributors of the raw-pixel top-k baseline.
 * ``tracin``: VAE-TracIn overrides of ``baselines.vae_tracin`` on the full model (None: skip it).
+* ``trak``: :class:`~gmval.baselines.TRAK` on the full-set models of the first ``models``
+  training seeds (an ensemble): ``projection_dim``, ``ridge`` (λ relative to the mean eigenvalue
+  of ΦᵀΦ), ``draws`` (fixed Monte-Carlo draws of the loss), ``seed`` (noise and projection) and
+  ``chunk_size`` (images per per-sample-gradient batch).
 * ``removal``: top-k removal: ``n_samples`` generated samples, ``ks`` images removed, and the
   ``methods`` (names of the LDS table) compared with random removal; one retraining per
   (sample, k, method), ``n_samples × len(ks) × (len(methods) + 1)`` in all.
+
+``counterfactual_diffusion`` keys (notebook 09, part 2: the same study on a class-conditional
+diffusion model, :class:`~gmval.counterfactual.DiffusionRecipe`): the keys of ``counterfactual``, except
+
+* ``diffusion`` instead of ``vae``: the retraining recipe (``epochs`` / ``batch_size`` / ``lr`` /
+  ``ema_decay`` and the architecture and schedule keys of ``models.diffusion``; ``sampling_steps`` /
+  ``guidance_scale`` only shape the generated samples, drawn from the full model with balanced classes).
+* ``loss_timesteps`` / ``loss_draws`` / ``loss_seed``: the measured output is the denoising loss
+  averaged over ``loss_timesteps`` evenly spaced steps × ``loss_draws`` fixed noise draws per sample,
+  conditioned on the sample's class (:func:`~gmval.counterfactual.diffusion_sample_loss`).
+* ``trak``: as above, with ``timesteps`` and ``draws`` of the differentiated denoising loss.
+* no ``tracin`` (VAE-TracIn is a VAE method).
 
 ``baselines`` keys (the comparison methods of :mod:`gmval.baselines`):
 
@@ -198,7 +214,25 @@ PROFILES: dict[str, dict[str, Any]] = {
             "distances": [["none", {}], ["l2", {}]], "qualities": [["none", {}], ["realism", {}]],
             "pixel_k": 20,
             "tracin": {"draws": 2, "snapshots": 1, "train_subset": None, "chunk_size": 64},
-            "removal": {"n_samples": 2, "ks": [5, 20], "methods": ["GMValuator (none)", "VAE-TracIn"]},
+            "trak": {"models": 1, "projection_dim": 64, "ridge": 1e-2, "draws": 2, "seed": 0, "chunk_size": 64},
+            "removal": {"n_samples": 2, "ks": [5, 20], "methods": ["GMValuator (none)", "VAE-TracIn", "TRAK"]},
+        },
+        "counterfactual_diffusion": {
+            # Seconds: 4 subsets of 100 digits, one epoch of the smallest UNet.
+            "dataset": "mnist", "n_train": 200, "seed": 0,
+            "fraction": 0.5, "n_subsets": 4, "subset_seed": 0, "train_seeds": [0],
+            "diffusion": {"epochs": 1, "batch_size": 32, "lr": 2e-3, "block_out_channels": [8, 16, 16],
+                          "attention": [False, False, False], "layers_per_block": 1, "norm_groups": 8,
+                          "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.9,
+                          "p_uncond": 0.1, "sampling_steps": 4, "guidance_scale": 2.0},
+            "n_generated": 8, "generated_seed": 1, "loss_timesteps": 2, "loss_draws": 1, "loss_seed": 0,
+            "n_boot": 200,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}], "k": 20, "temperature": "auto",
+            "distances": [["none", {}], ["l2", {}]], "qualities": [["none", {}], ["realism", {}]],
+            "pixel_k": 20,
+            "trak": {"models": 1, "projection_dim": 64, "ridge": 1e-2, "timesteps": 2, "draws": 1, "seed": 0,
+                     "chunk_size": 32},
+            "removal": {"n_samples": 1, "ks": [5], "methods": ["GMValuator (none)", "TRAK"]},
         },
         "models": {
             "seed": 0,
@@ -305,8 +339,12 @@ PROFILES: dict[str, dict[str, Any]] = {
             # Measured on 2 CPU cores: one subset model (2,500 digits, 6 epochs, batch 64) takes
             # 6-7 s on quiet cores (13.5 s wall, 18 CPU-s when they are heavily shared), the full
             # model (5,000 digits) 12 s. 32 subsets x 2 seeds = 64 models ~7 minutes, removal
-            # 3 x 2 x 3 = 18 retrainings on ~5,000 digits ~4 minutes, VAE-TracIn (5,000 x 3
-            # snapshots x 4 draws) ~2 minutes, valuations ~1 minute: ~15 minutes (~25 if shared).
+            # 3 x 2 x 4 = 24 retrainings on ~5,000 digits ~5 minutes, VAE-TracIn (5,000 x 3
+            # snapshots x 4 draws) ~2 minutes, TRAK (the seed-1 full model trained, then 2 models
+            # x 5,100 gradients x 4 draws projected to 1,024) 3 minutes, valuations ~1 minute:
+            # ~18 minutes (~30 if shared). The ridge is fixed a priori: on this run TRAK's LDS is
+            # -0.03 at 1e-2 and 0.15 at >= 100 (where it becomes a projected-gradient dot product),
+            # but picking it that way would tune on the evaluation set, as D-TRAK does.
             "dataset": "mnist", "n_train": 5000, "seed": 0,
             "fraction": 0.5, "n_subsets": 32, "subset_seed": 0, "train_seeds": [0, 1],
             "vae": {"epochs": 6, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "latent_dim": 32, "hidden": 256,
@@ -317,7 +355,32 @@ PROFILES: dict[str, dict[str, Any]] = {
             "qualities": [["none", {}], ["realism", {}]],
             "pixel_k": 100,
             "tracin": {"draws": 4, "snapshots": 3, "train_subset": None, "chunk_size": 128},
-            "removal": {"n_samples": 3, "ks": [10, 100], "methods": ["GMValuator (none)", "VAE-TracIn"]},
+            "trak": {"models": 2, "projection_dim": 1024, "ridge": 1e-2, "draws": 4, "seed": 0, "chunk_size": 128},
+            "removal": {"n_samples": 3, "ks": [10, 100], "methods": ["GMValuator (none)", "VAE-TracIn", "TRAK"]},
+        },
+        "counterfactual_diffusion": {
+            # Measured on 2 quiet CPU cores: one subset model (500 digits, 10 epochs of batch 32 =
+            # 150 steps of an (8, 16, 16) UNet) takes 16 s (29-31 CPU-s), the full model (1,000
+            # digits) 28 s. 32 subsets x 1 seed = 517 s, TRAK (1,100 gradients x 10 timesteps) 36 s,
+            # removal 2 x 1 x 3 = 6 retrainings 192 s: part 2 of notebook 09 takes 13 minutes. A
+            # second training seed would add ~9 minutes, so default uses one (no seed agreement).
+            # The full model (310 steps) draws noisy but readable digits: the zoo's MNIST classifier
+            # puts 70% of 100 samples in the class they were asked for.
+            "dataset": "mnist", "n_train": 1000, "seed": 0,
+            "fraction": 0.5, "n_subsets": 32, "subset_seed": 0, "train_seeds": [0],
+            "diffusion": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "block_out_channels": [8, 16, 16],
+                          "attention": [False, False, False], "layers_per_block": 1, "norm_groups": 8,
+                          "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.995,
+                          "p_uncond": 0.1, "sampling_steps": 25, "guidance_scale": 2.0},
+            "n_generated": 100, "generated_seed": 1, "loss_timesteps": 10, "loss_draws": 2, "loss_seed": 0,
+            "n_boot": 1000,
+            "encoder": ["efficientnet-lite0", {"resolution": 32}], "k": 100, "temperature": "auto",
+            "distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
+            "qualities": [["none", {}], ["realism", {}]],
+            "pixel_k": 100,
+            "trak": {"models": 1, "projection_dim": 1024, "ridge": 1e-2, "timesteps": 10, "draws": 1, "seed": 0,
+                     "chunk_size": 32},
+            "removal": {"n_samples": 2, "ks": [100], "methods": ["GMValuator (none)", "TRAK"]},
         },
         "models": {
             "seed": 0,
@@ -430,8 +493,28 @@ PROFILES: dict[str, dict[str, Any]] = {
             "qualities": [["none", {}], ["realism", {}]],
             "pixel_k": 100,
             "tracin": {"draws": 16, "snapshots": None, "train_subset": None, "chunk_size": 512},
+            "trak": {"models": 3, "projection_dim": 8192, "ridge": 1e-2, "draws": 16, "seed": 0, "chunk_size": 512},
             "removal": {"n_samples": 60, "ks": [10, 50, 100], "methods": ["GMValuator (none)", "pixel top-k",
-                                                                          "VAE-TracIn"]},
+                                                                          "VAE-TracIn", "TRAK"]},
+        },
+        "counterfactual_diffusion": {
+            # D-TRAK's scale (GPU): 64 subsets x 3 seeds of 5,000 digits, a (32, 64, 64) UNet with
+            # attention, 100 timesteps for the measured loss and for TRAK, 60 removal samples.
+            "dataset": "mnist", "n_train": 5000, "seed": 0,
+            "fraction": 0.5, "n_subsets": 64, "subset_seed": 0, "train_seeds": [0, 1, 2],
+            "diffusion": {"epochs": 100, "batch_size": 128, "lr": 1e-3, "block_out_channels": [32, 64, 64],
+                          "attention": [False, False, True], "layers_per_block": 2, "norm_groups": 8,
+                          "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.999,
+                          "p_uncond": 0.1, "sampling_steps": 50, "guidance_scale": 2.0},
+            "n_generated": 1000, "generated_seed": 1, "loss_timesteps": 100, "loss_draws": 3, "loss_seed": 0,
+            "n_boot": 1000,
+            "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}], "k": 100, "temperature": "auto",
+            "distances": [["none", {}], ["l2", {}], ["lpips", {"net": "alex"}], ["dreamsim", {}]],
+            "qualities": [["none", {}], ["realism", {}]],
+            "pixel_k": 100,
+            "trak": {"models": 3, "projection_dim": 8192, "ridge": 1e-2, "timesteps": 100, "draws": 1, "seed": 0,
+                     "chunk_size": 64},
+            "removal": {"n_samples": 60, "ks": [10, 50, 100], "methods": ["GMValuator (none)", "pixel top-k", "TRAK"]},
         },
         "models": {
             "seed": 0,

@@ -1,7 +1,8 @@
-"""Counterfactual validation: subsets, LDS on synthetic datamodels, attributions, cached retraining."""
+"""Counterfactual validation: subsets, LDS on synthetic datamodels, attributions, cached VAE and diffusion runs."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,12 @@ import torch
 from gmval import counterfactual as cf
 from gmval.baselines.vae_tracin import TracInResult
 from gmval.images import ImageSet
+from gmval.models import diffusion as diffusion_module
 from gmval.models import vae as vae_module
+from gmval.models.diffusion import DiffusionConfig
 from gmval.models.vae import VAEConfig
 from gmval.profiles import PROFILES
+from gmval.store import artefact_key
 from gmval.valuator import ValuationResult, Valuator
 
 TINY = VAEConfig(1, 16, latent_dim=4, hidden=16)
@@ -178,11 +182,10 @@ def test_pixel_attribution_scores_an_exact_copy_highest(small: tuple[ImageSet, I
 
 # --------------------------------------------------------------------------- retraining
 
-def _trainer(train: ImageSet, tmp: Path, **kw: object) -> cf.SubsetTrainer:
-    args: dict = {"epochs": 1, "batch_size": 16, "lr": 3e-3, "checkpoint_seconds": 600.0, "root": tmp / "models",
-                  "cache": tmp / "cache", "full_keep_every": 4}
+def _trainer(train: ImageSet, tmp: Path, lr: float = 3e-3, **kw: object) -> cf.SubsetTrainer:
+    args: dict = {"checkpoint_seconds": 600.0, "root": tmp / "models", "cache": tmp / "cache", "full_keep_every": 4}
     args.update(kw)
-    return cf.SubsetTrainer(train, TINY, **args)
+    return cf.SubsetTrainer(train, cf.VAERecipe(TINY, epochs=1, batch_size=16, lr=lr), **args)
 
 
 @pytest.fixture
@@ -310,14 +313,181 @@ def test_top_k_breaks_ties_at_random_not_by_index() -> None:
     assert np.median(top[2:]) > 200  # index order would pick 0..47
 
 
-def test_every_profile_sizes_the_counterfactual_run() -> None:
+@pytest.mark.parametrize("key", ["counterfactual", "counterfactual_diffusion"])
+def test_every_profile_sizes_the_counterfactual_run(key: str) -> None:
     for name, profile in PROFILES.items():
-        p = profile["counterfactual"]
+        p = profile[key]
         assert p["n_subsets"] >= 3, name
         assert max(p["removal"]["ks"]) <= p["k"], f"{name}: removal k beyond the valuator's contributors"
         assert 0 < p["fraction"] < 1
-    assert PROFILES["default"]["counterfactual"]["n_subsets"] >= 32
-    assert PROFILES["paper"]["counterfactual"]["n_subsets"] >= 64
+        assert 1 <= p["trak"]["models"] and p["trak"]["ridge"] > 0, name
+        known = {"GMValuator (none)", "pixel top-k", "TRAK"} | ({"VAE-TracIn"} if key == "counterfactual" else set())
+        assert set(p["removal"]["methods"]) <= known, name
+    assert PROFILES["default"][key]["n_subsets"] >= 32
+    assert PROFILES["paper"][key]["n_subsets"] >= 64
+    assert len(PROFILES["paper"][key]["train_seeds"]) >= 3
+
+
+def test_vae_runs_keep_the_folders_of_the_vae_only_trainer(small: tuple[ImageSet, ImageSet], tmp_path: Path) -> None:
+    # Runs trained before the trainer took recipes are found again: the key has not moved.
+    train, _ = small
+    trainer = _trainer(train, tmp_path)
+    mask = cf.random_subsets(len(train), 1, seed=2)[0]
+    config = {k: v for k, v in asdict(trainer.train_config(mask, 0)).items() if k != "checkpoint_seconds"}
+    params = {"data": train.fingerprint(), "mask": cf.mask_digest(mask), "n_kept": int(mask.sum()),
+              "vae": asdict(TINY), "optimizer": "adam", "lr": 3e-3, "train": config}
+    assert trainer.folder(mask, 0) == tmp_path / "models" / artefact_key("cf-vae", params)
+
+
+# --------------------------------------------------------------------------- diffusion
+
+TINY_DIFFUSION = DiffusionConfig(1, 16, 10, block_out_channels=(8, 16), attention=(False, False),
+                                 beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
+
+
+def _diffusion_trainer(train: ImageSet, tmp: Path, **kw: object) -> cf.SubsetTrainer:
+    recipe = cf.DiffusionRecipe(TINY_DIFFUSION, epochs=1, batch_size=16, lr=2e-3, ema_decay=0.9, sampling_steps=2,
+                                loss_timesteps=3)
+    args: dict = {"checkpoint_seconds": 600.0, "root": tmp / "models", "cache": tmp / "cache"}
+    args.update(kw)
+    return cf.SubsetTrainer(train, recipe, **args)
+
+
+@pytest.fixture
+def count_diffusion_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the diffusion training steps taken (one list entry per step)."""
+    calls: list[int] = []
+    original = diffusion_module.DiffusionTask.step
+
+    def step(self: diffusion_module.DiffusionTask, batch, generator):  # type: ignore[no-untyped-def]
+        calls.append(batch.step)
+        return original(self, batch, generator)
+
+    monkeypatch.setattr(diffusion_module.DiffusionTask, "step", step)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def diffusion_models(small: tuple[ImageSet, ImageSet], tmp_path_factory: pytest.TempPathFactory
+                     ) -> tuple[cf.SubsetTrainer, np.ndarray, ImageSet]:
+    """A tiny diffusion trainer on 200 digits, two subsets and 6 samples of its full model."""
+    train, _ = small
+    trainer = _diffusion_trainer(train, tmp_path_factory.mktemp("diffusion"))
+    masks = cf.random_subsets(len(train), 2, seed=0, labels=train.labels)
+    generated = trainer.generate(trainer.fit(trainer.full_mask()), 6, seed=1)
+    return trainer, masks, generated
+
+
+def test_diffusion_samples_keep_the_classes_they_were_drawn_for(
+        diffusion_models: tuple[cf.SubsetTrainer, np.ndarray, ImageSet]) -> None:
+    trainer, _, generated = diffusion_models
+    assert generated.shape == (1, 16, 16) and len(generated) == 6
+    np.testing.assert_array_equal(generated.labels, np.arange(6) % 10)
+    assert trainer.folder(trainer.full_mask(), 0).name.startswith("cf-diffusion-")
+
+
+def test_diffusion_sample_loss_is_deterministic_and_model_specific(
+        diffusion_models: tuple[cf.SubsetTrainer, np.ndarray, ImageSet], monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer, masks, generated = diffusion_models
+    full, sub = trainer.fit(trainer.full_mask()), trainer.fit(masks[0])
+    a = cf.diffusion_sample_loss(full, generated, generated.labels, timesteps=3, draws=2, seed=0)
+    assert a.shape == (6,) and np.isfinite(a).all() and (a > 0).all()
+    np.testing.assert_array_equal(a, cf.diffusion_sample_loss(full, generated.images, generated.labels, 3, 2, 0))
+    # The noise is fixed by (seed, sample): another seed moves every loss, another model too.
+    assert not np.allclose(a, cf.diffusion_sample_loss(full, generated, generated.labels, 3, 2, seed=1))
+    assert np.abs(a - cf.diffusion_sample_loss(sub, generated, generated.labels, 3, 2, 0)).min() > 0
+    # The class matters (no label dropout at evaluation).
+    other = (generated.labels + 1) % 10
+    assert not np.allclose(a, cf.diffusion_sample_loss(full, generated, other, 3, 2, 0))
+    # Sample j's noise depends on j only: a prefix, or other forward batches, give the same numbers.
+    np.testing.assert_allclose(cf.diffusion_sample_loss(full, generated.images[:2], generated.labels[:2], 3, 2, 0),
+                               a[:2], rtol=1e-5)
+    monkeypatch.setattr(cf, "DIFFUSION_LOSS_COPIES", 6)  # one image per forward pass
+    np.testing.assert_allclose(cf.diffusion_sample_loss(full, generated, generated.labels, 3, 2, 0), a, rtol=1e-5)
+
+
+def test_diffusion_sample_loss_rejects_bad_input(diffusion_models: tuple[cf.SubsetTrainer, np.ndarray, ImageSet]
+                                                 ) -> None:
+    trainer, _, generated = diffusion_models
+    full = trainer.fit(trainer.full_mask())
+    with pytest.raises(ValueError, match="draws"):
+        cf.diffusion_sample_loss(full, generated, generated.labels, draws=0)
+    with pytest.raises(ValueError, match="timesteps"):
+        cf.diffusion_sample_loss(full, generated, generated.labels, timesteps=0)
+    with pytest.raises(ValueError, match="labels have shape"):
+        cf.diffusion_sample_loss(full, generated, generated.labels[:3])
+    with pytest.raises(ValueError, match="classes 0..9"):
+        cf.diffusion_sample_loss(full, generated, np.full(6, 10))
+    with pytest.raises(ValueError, match="expects"):
+        cf.diffusion_sample_loss(full, torch.zeros(2, 1, 8, 8, dtype=torch.uint8), np.zeros(2, dtype=int))
+    unlabelled = ImageSet(generated.images, generated.ids, name="unlabelled")
+    with pytest.raises(ValueError, match="labels it was generated for"):
+        trainer.model_loss(trainer.full_mask(), 0, unlabelled, draws=1, loss_seed=0)
+
+
+def test_diffusion_subset_models_are_cached_and_reloaded(
+        diffusion_models: tuple[cf.SubsetTrainer, np.ndarray, ImageSet], tmp_path: Path,
+        count_diffusion_steps: list[int]) -> None:
+    trainer, masks, generated = diffusion_models
+    losses = trainer.subset_losses(masks, generated, draws=1, seed=0)
+    assert losses.shape == (2, 6) and np.isfinite(losses).all()
+    assert np.ptp(losses, axis=0).min() > 0  # the two subsets' models differ
+    count_diffusion_steps.clear()
+    # A fresh trainer over the same folders (a new session) loads every model instead of training it.
+    fresh = _diffusion_trainer(trainer.train, trainer.root.parent, cache=tmp_path / "other-cache")
+    np.testing.assert_array_equal(fresh.subset_losses(masks, generated, draws=1, seed=0), losses)
+    assert count_diffusion_steps == []
+    for a, b in zip(trainer.fit(masks[1]).state_dict().values(), fresh.fit(masks[1]).state_dict().values(),
+                    strict=True):
+        torch.testing.assert_close(a, b)
+    # Another recipe is another model, trained anew.
+    slower = cf.DiffusionRecipe(TINY_DIFFUSION, epochs=1, batch_size=16, lr=1e-3, ema_decay=0.9, loss_timesteps=3)
+    other = cf.SubsetTrainer(trainer.train, slower, root=trainer.root, cache=None)
+    assert other.folder(masks[0], 0) != trainer.folder(masks[0], 0)
+    other.fit(masks[0])
+    assert len(count_diffusion_steps) == 100 // 16
+
+
+def test_retrain_without_topk_works_for_the_diffusion_recipe(
+        diffusion_models: tuple[cf.SubsetTrainer, np.ndarray, ImageSet]) -> None:
+    trainer, _, generated = diffusion_models
+    methods = {"pixel": cf.pixel_attribution(trainer.train, generated)}
+    table = cf.retrain_without_topk(trainer, methods, generated, samples=[0], ks=[20], draws=1)
+    assert len(table) == 2 and np.isfinite(table["delta"]).all()
+    summary = cf.removal_summary(table)
+    assert {"method", "k", "ours", "median", "min", "max"} <= set(summary.columns) and len(summary) == 2
+
+
+def test_recipes_come_from_profile_entries(small: tuple[ImageSet, ImageSet]) -> None:
+    train, _ = small
+    vae = cf.recipe_from_settings(PROFILES["ci"]["counterfactual"], train)
+    diffusion = cf.recipe_from_settings(PROFILES["ci"]["counterfactual_diffusion"], train)
+    assert isinstance(vae, cf.VAERecipe) and isinstance(diffusion, cf.DiffusionRecipe)
+    assert diffusion.config.num_classes == 10 and diffusion.config.image_size == 16
+    assert diffusion.loss_timesteps == PROFILES["ci"]["counterfactual_diffusion"]["loss_timesteps"]
+    both = {**PROFILES["ci"]["counterfactual"], "diffusion": PROFILES["ci"]["counterfactual_diffusion"]["diffusion"]}
+    with pytest.raises(ValueError, match="exactly one recipe"):
+        cf.recipe_from_settings(both, train)
+    with pytest.raises(ValueError, match="labelled"):
+        cf.recipe_from_settings(PROFILES["ci"]["counterfactual_diffusion"], ImageSet(train.images, train.ids))
+    with pytest.raises(ValueError, match="no counterfactual entry"):
+        cf.SubsetTrainer.from_profile("ci", key="counterfactual_gan")
+
+
+def test_lds_table_and_seed_agreement(small: tuple[ImageSet, ImageSet], tmp_path: Path) -> None:
+    train, _ = small
+    trainer = _trainer(train, tmp_path, seeds=(0, 1))
+    generated = trainer.generate(trainer.fit(trainer.full_mask()), 5, seed=3)
+    masks = cf.random_subsets(len(train), 3, seed=0)
+    losses = trainer.subset_losses(masks, generated, draws=2, seed=0)
+    agreement = cf.seed_agreement(trainer, masks, generated, draws=2, loss_seed=0)
+    assert agreement.shape == (5,) and np.all((agreement >= -1) & (agreement <= 1))
+    assert cf.seed_agreement(_trainer(train, tmp_path), masks, generated, draws=2, loss_seed=0) is None
+    methods = {"pixel": cf.pixel_attribution(train, generated), "zero": np.zeros((5, len(train)))}
+    table = cf.lds_table(methods, {"pixel": ("pixel-l2", "none")}, masks, losses, n_boot=20)
+    assert list(table["method"]) == ["pixel", "zero"] and list(table["distance"]) == ["pixel-l2", "-"]
+    assert table.loc[1, "n_constant"] == 5 and table.loc[1, "lds"] == 0.0
+    assert table.loc[0, "lds"] == cf.lds(methods["pixel"], masks, losses, n_boot=20).mean
 
 
 def test_lds_interval_covers_model_level_noise() -> None:

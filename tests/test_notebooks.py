@@ -28,7 +28,8 @@ EXPECTED = {
                          "figures": ["c4_seconds_per_sample", "c4_scaling", "c4_pq_recall"]},
     "08_engine_ablations": {"tables": ["ablation_encoder_rerank", "ablation_temperature"],
                             "figures": ["ablation_encoder_rerank", "ablation_temperature"]},
-    "09_counterfactual_validation": {"tables": ["cf_lds", "cf_removal"], "figures": ["cf_lds"]},
+    "09_counterfactual_validation": {"tables": ["cf_lds", "cf_removal", "cf_lds_diffusion", "cf_removal_diffusion"],
+                                     "figures": ["cf_lds", "cf_removal", "cf_lds_diffusion", "cf_removal_diffusion"]},
 }
 
 

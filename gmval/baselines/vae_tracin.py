@@ -72,6 +72,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
+from tqdm.auto import tqdm
 
 from gmval import paths
 from gmval.data import subsample
@@ -220,6 +221,101 @@ class RademacherProjection:
         return out.div_(self.dim ** 0.5)
 
 
+def per_sample_gradients(objective: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+    """Flattened gradient of ``objective`` w.r.t. all its parameters, one per example: (B, #params) float32.
+
+    ``objective(*batch)`` must return one loss per example; it is called on one example at a
+    time (a batch of one) inside ``torch.func``'s ``vmap(grad(...))``, with the weights
+    swapped in by ``functional_call``, so it must be a pure function of weights and inputs.
+
+    Args:
+        objective: the per-example loss as a module (its parameters are differentiated).
+        inputs: tensors batched along their first dimension, all of the same length B.
+
+    Raises:
+        FloatingPointError: for non-finite gradients.
+    """
+    weights = {name: p.detach() for name, p in objective.named_parameters()}
+
+    def one(w: dict[str, torch.Tensor], *example: torch.Tensor) -> torch.Tensor:
+        return functional_call(objective, w, tuple(a[None] for a in example))[0]
+
+    g = vmap(grad(one), in_dims=(None, *[0] * len(inputs)))(weights, *inputs)
+    flat = torch.cat([g[name].reshape(len(inputs[0]), -1) for name in weights], dim=1)
+    if not torch.isfinite(flat).all():
+        raise FloatingPointError("non-finite per-sample gradients; the weights may have diverged")
+    return flat
+
+
+def cached_rows(store: ArtifactStore, stage: str, params: dict[str, Any], name: str, shape: tuple[int, int],
+                dtype: str, produce: Callable[[int], Iterator[tuple[slice, np.ndarray]]],
+                bar: Callable[[], tqdm]) -> np.ndarray:
+    """The array ``name`` of a resumable chunked artefact, computed by ``produce(first missing row)`` where not cached.
+
+    Without a cache the array is filled in memory (a disabled store would leave temporary folders).
+
+    Args:
+        store: the artefact store (possibly disabled).
+        stage / params: the artefact's identity.
+        name / shape / dtype: the array.
+        produce: yields (rows, block) from the given first row to the end.
+        bar: makes the progress bar (a context manager with ``update``).
+    """
+    if not store.enabled:
+        out = np.empty(shape, dtype=dtype)
+        with bar() as progress:
+            for rows, block in produce(0):
+                out[rows] = block
+                progress.update(rows.stop - rows.start)
+        return out
+    art = store.load(stage, params)
+    if art is None:
+        writer = store.chunked(stage, params, {name: (shape, dtype)})
+        with bar() as progress:
+            progress.update(writer.done)
+            for rows, block in produce(writer.done):
+                writer.write(rows, **{name: block})
+                progress.update(rows.stop - rows.start)
+        art = writer.finish()
+    return np.asarray(art.array(name, mmap=False))
+
+
+def score_tables(train: ImageSet, queries: ImageSet, rows: np.ndarray, scores: np.ndarray,
+                 k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``values`` and ``contributors`` tables of a gradient baseline's (n_scored, m) score matrix.
+
+    Args:
+        train: the training images (``rows`` index them).
+        queries: the query (generated) images.
+        rows: (n_scored,) training positions of the score matrix's rows.
+        scores: (n_scored, m), higher = the training image helps the query more.
+        k: proponents kept per query.
+
+    Returns:
+        (values, contributors) in the layout :class:`TracInResult` documents.
+    """
+    m = len(queries)
+    order = np.argsort(-scores, axis=0, kind="stable")[:k].T  # (m, k) rows of `scores`
+    top = rows[order]
+    gen_index = np.repeat(np.arange(m), k)
+    flat = top.ravel()
+    contributors: dict[str, Any] = {"generated_index": gen_index, "generated_id": queries.ids[gen_index]}
+    if queries.labels is not None:
+        contributors["generated_label"] = queries.labels[gen_index]
+    contributors |= {"rank": np.tile(np.arange(1, k + 1), m), "train_index": flat, "train_id": train.ids[flat]}
+    if train.labels is not None:
+        contributors["train_label"] = train.labels[flat]
+    contributors["score"] = np.take_along_axis(scores.T, order, axis=1).ravel()
+    values = scores.sum(axis=1)
+    table: dict[str, Any] = {"train_index": rows, "train_id": train.ids[rows]}
+    if train.labels is not None:
+        table["train_label"] = train.labels[rows]
+    ranks = np.empty(len(rows), dtype=np.int64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(rows) + 1)
+    table |= {"value": values, "n_generated": np.bincount(order.ravel(), minlength=len(rows)), "rank": ranks}
+    return pd.DataFrame(table), pd.DataFrame(contributors)
+
+
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -307,9 +403,6 @@ class VAETracIn(TimedStages):
 
     # ---------------------------------------------------------------- helpers
 
-    def _weights(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach() for name, p in self.objective.named_parameters()}
-
     def per_sample_gradients(self, images: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Flattened ∇_θ ℓ̂ of each image at the currently loaded weights: (B, #params) float32.
 
@@ -317,17 +410,7 @@ class VAETracIn(TimedStages):
             images: uint8 (B, C, H, W).
             eps: the images' noise (B, draws, latent_dim).
         """
-        weights = self._weights()
-
-        def one(w: dict[str, torch.Tensor], x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.objective, w, (x[None], e[None]))[0]
-
-        x = to_float(images.to(self.device))
-        g = vmap(grad(one), in_dims=(None, 0, 0))(weights, x, eps.to(self.device))
-        flat = torch.cat([g[name].reshape(len(x), -1) for name in weights], dim=1)
-        if not torch.isfinite(flat).all():
-            raise FloatingPointError("non-finite per-sample gradients; the snapshot may have diverged")
-        return flat
+        return per_sample_gradients(self.objective, to_float(images.to(self.device)), eps.to(self.device))
 
     def _gradients(self, images: ImageSet, positions: np.ndarray, stream: int,
                    offset: int = 0) -> Iterator[tuple[slice, torch.Tensor]]:
@@ -345,27 +428,8 @@ class VAETracIn(TimedStages):
 
     def _filled(self, stage: str, params: dict[str, Any], name: str, shape: tuple[int, int], dtype: str,
                 produce: Callable[[int], Iterator[tuple[slice, np.ndarray]]], desc: str) -> np.ndarray:
-        """The array ``name`` of a chunked artefact, computed by ``produce(first missing row)`` where not cached.
-
-        Without a cache the array is filled in memory (a disabled store would leave temporary folders).
-        """
-        if not self.store.enabled:
-            out = np.empty(shape, dtype=dtype)
-            with self._bar(shape[0], desc) as bar:
-                for rows, block in produce(0):
-                    out[rows] = block
-                    bar.update(rows.stop - rows.start)
-            return out
-        art = self.store.load(stage, params)
-        if art is None:
-            writer = self.store.chunked(stage, params, {name: (shape, dtype)})
-            with self._bar(shape[0], desc) as bar:
-                bar.update(writer.done)
-                for rows, block in produce(writer.done):
-                    writer.write(rows, **{name: block})
-                    bar.update(rows.stop - rows.start)
-            art = writer.finish()
-        return np.asarray(art.array(name, mmap=False))
+        """The array ``name`` of a chunked artefact, computed by ``produce(first missing row)`` where not cached."""
+        return cached_rows(self.store, stage, params, name, shape, dtype, produce, lambda: self._bar(shape[0], desc))
 
     def _query_gradients(self, queries: ImageSet, base: dict[str, Any]) -> torch.Tensor:
         """(m, dim) gradients of all queries at the loaded snapshot (cached when projected)."""
@@ -483,24 +547,7 @@ class VAETracIn(TimedStages):
     def _result(self, train: ImageSet, queries: ImageSet, rows: np.ndarray, scores: np.ndarray, k: int,
                 steps: list[int], weights: list[float]) -> TracInResult:
         m = len(queries)
-        order = np.argsort(-scores, axis=0, kind="stable")[:k].T  # (m, k) rows of `scores`
-        top = rows[order]
-        gen_index = np.repeat(np.arange(m), k)
-        flat = top.ravel()
-        contributors: dict[str, Any] = {"generated_index": gen_index, "generated_id": queries.ids[gen_index]}
-        if queries.labels is not None:
-            contributors["generated_label"] = queries.labels[gen_index]
-        contributors |= {"rank": np.tile(np.arange(1, k + 1), m), "train_index": flat, "train_id": train.ids[flat]}
-        if train.labels is not None:
-            contributors["train_label"] = train.labels[flat]
-        contributors["score"] = np.take_along_axis(scores.T, order, axis=1).ravel()
-        values = scores.sum(axis=1)
-        table: dict[str, Any] = {"train_index": rows, "train_id": train.ids[rows]}
-        if train.labels is not None:
-            table["train_label"] = train.labels[rows]
-        ranks = np.empty(len(rows), dtype=np.int64)
-        ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(rows) + 1)
-        table |= {"value": values, "n_generated": np.bincount(order.ravel(), minlength=len(rows)), "rank": ranks}
+        values, contributors = score_tables(train, queries, rows, scores, k)
         config = {"method": "vae-tracin", "model": self.folder.name, "model_config": self.run["config"],
                   "loss": self.loss, "draws": self.draws, "seed": self.seed,
                   "projection": None if self.projection is None else self.projection.params(),
@@ -509,5 +556,4 @@ class VAETracIn(TimedStages):
                   "k": k, "n_train": len(train), "n_scored": len(rows), "n_generated": m,
                   "train_subset": self.train_subset, "reductions": self._reductions(len(train), len(rows)),
                   "train": train.fingerprint(), "generated": queries.fingerprint()}
-        return TracInResult(pd.DataFrame(table), pd.DataFrame(contributors), {}, config, scores=scores,
-                            scored_index=rows)
+        return TracInResult(values, contributors, {}, config, scores=scores, scored_index=rows)

@@ -39,6 +39,20 @@ from gmval.models.training import Batch, TrainConfig, TrainResult, default_devic
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
+def evenly_spaced_timesteps(count: int, total: int) -> torch.Tensor:
+    """``count`` diffusion steps at the midpoints of ``count`` equal bins of 0..total-1 (int64).
+
+    Midpoints, so that neither the trivial step 0 nor the pure-noise last step is
+    over-represented (10 of 1000: 50, 150, ..., 950).
+
+    Raises:
+        ValueError: for a count outside 1..total.
+    """
+    if not 1 <= count <= total:
+        raise ValueError(f"the number of timesteps must be in 1..{total}, got {count}")
+    return ((torch.arange(count, dtype=torch.float64) + 0.5) * total / count).floor().long()
+
+
 @dataclass(frozen=True)
 class DiffusionConfig:
     """Architecture and noise schedule of a :class:`ConditionalDiffusion`.
@@ -127,15 +141,51 @@ class ConditionalDiffusion(nn.Module):
             y: their classes (B,).
             generator: source of the steps, the noise and the label dropout.
         """
-        x0 = pad_to(x * 2.0 - 1.0, self.config.canvas, -1.0)
-        b = x0.shape[0]
+        b, c, s = x.shape[0], self.config.channels, self.config.canvas
         t = torch.randint(0, self.config.train_timesteps, (b,), generator=generator, device=x.device)
-        noise = torch.randn(x0.shape, generator=generator, device=x.device, dtype=x0.dtype)
+        noise = torch.randn((b, c, s, s), generator=generator, device=x.device, dtype=x.dtype)
         drop = torch.rand(b, generator=generator, device=x.device) < self.config.p_uncond
         y = torch.where(drop, torch.full_like(y, self.null_class), y)
+        return self.prediction_loss(x, t, noise, y)
+
+    def prediction_loss(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-image prediction MSE (ε or v) of ``x`` noised with given ``noise`` at given steps; (B,).
+
+        Args:
+            x: images in [0, 1], (B, C, H, W).
+            t: diffusion steps (B,).
+            noise: standard-normal noise on the canvas, (B, C, canvas, canvas).
+            y: classes (B,); the null class for an unconditional prediction.
+        """
+        x0 = pad_to(x * 2.0 - 1.0, self.config.canvas, -1.0)
         pred = self(self.scheduler.add_noise(x0, noise, t), t, y)
         target = noise if self.config.prediction_type == "epsilon" else self.scheduler.get_velocity(x0, noise, t)
         return F.mse_loss(pred, target, reduction="none").flatten(1).mean(1)
+
+    def fixed_loss(self, x: torch.Tensor, y: torch.Tensor, timesteps: torch.Tensor,
+                   noise: torch.Tensor) -> torch.Tensor:
+        """The training objective of each image averaged over given steps and noise draws, conditional on ``y``.
+
+        No label dropout: this is the model's loss for the class it is asked for. A pure
+        function of the weights, as ``torch.func`` per-sample gradients need.
+
+        Args:
+            x: images in [0, 1], (B, C, H, W).
+            y: their classes (B,).
+            timesteps: the T diffusion steps (T,) every image is scored at.
+            noise: (B, T, D, C, canvas, canvas): D draws per image and step.
+
+        Returns:
+            (B,) mean prediction MSE over the T × D (step, draw) pairs.
+        """
+        b, steps, draws = noise.shape[:3]
+        if steps != len(timesteps):
+            raise ValueError(f"noise holds draws for {steps} steps, but {len(timesteps)} timesteps were given")
+        copies = steps * draws
+        t = timesteps.to(x.device).repeat_interleave(draws).repeat(b)
+        per = self.prediction_loss(x.repeat_interleave(copies, 0), t, noise.flatten(0, 2),
+                                   y.repeat_interleave(copies, 0))
+        return per.reshape(b, copies).mean(1)
 
     @torch.no_grad()
     def generate(self, n: int, seed: int, labels: np.ndarray | None = None, batch_size: int = 256,
