@@ -356,7 +356,11 @@ PROFILES: dict[str, dict[str, Any]] = {
             "pixel_k": 100,
             "tracin": {"draws": 4, "snapshots": 3, "train_subset": None, "chunk_size": 128},
             "trak": {"models": 2, "projection_dim": 1024, "ridge": 1e-2, "draws": 4, "seed": 0, "chunk_size": 128},
-            "removal": {"n_samples": 3, "ks": [10, 100], "methods": ["GMValuator (none)", "VAE-TracIn", "TRAK"]},
+            # Every method family of the LDS table (realism twins give the same top-k): 6 methods
+            # x 3 samples x 2 ks = 36 retrainings plus 6 random, ~10 minutes.
+            "removal": {"n_samples": 3, "ks": [10, 100],
+                        "methods": ["GMValuator (none)", "GMValuator (l2)", "GMValuator (effnet-features)",
+                                    "pixel top-k", "VAE-TracIn", "TRAK"]},
         },
         "counterfactual_diffusion": {
             # Measured on 2 quiet CPU cores: one subset model (500 digits, 10 epochs of batch 32 =
@@ -380,7 +384,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "pixel_k": 100,
             "trak": {"models": 1, "projection_dim": 1024, "ridge": 1e-2, "timesteps": 10, "draws": 1, "seed": 0,
                      "chunk_size": 32},
-            "removal": {"n_samples": 2, "ks": [100], "methods": ["GMValuator (none)", "TRAK"]},
+            "removal": {"n_samples": 2, "ks": [100],
+                        "methods": ["GMValuator (none)", "GMValuator (l2)", "GMValuator (effnet-features)",
+                                    "pixel top-k", "TRAK"]},
         },
         "models": {
             "seed": 0,

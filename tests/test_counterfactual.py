@@ -188,18 +188,23 @@ def _trainer(train: ImageSet, tmp: Path, lr: float = 3e-3, **kw: object) -> cf.S
     return cf.SubsetTrainer(train, cf.VAERecipe(TINY, epochs=1, batch_size=16, lr=lr), **args)
 
 
-@pytest.fixture
-def count_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the VAE training steps taken (one list entry per step)."""
+def _step_counter(monkeypatch: pytest.MonkeyPatch, task: type) -> list[int]:
+    """Counts the training steps ``task`` takes (one list entry per step)."""
     calls: list[int] = []
-    original = vae_module.VAETask.step
+    original = task.step
 
-    def step(self: vae_module.VAETask, batch, generator):  # type: ignore[no-untyped-def]
+    def step(self, batch, generator):  # type: ignore[no-untyped-def]
         calls.append(batch.step)
         return original(self, batch, generator)
 
-    monkeypatch.setattr(vae_module.VAETask, "step", step)
+    monkeypatch.setattr(task, "step", step)
     return calls
+
+
+@pytest.fixture
+def count_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the VAE training steps taken."""
+    return _step_counter(monkeypatch, vae_module.VAETask)
 
 
 def test_end_to_end_losses_are_finite_and_retrains_are_cached(small: tuple[ImageSet, ImageSet], tmp_path: Path,
@@ -321,7 +326,8 @@ def test_every_profile_sizes_the_counterfactual_run(key: str) -> None:
         assert max(p["removal"]["ks"]) <= p["k"], f"{name}: removal k beyond the valuator's contributors"
         assert 0 < p["fraction"] < 1
         assert 1 <= p["trak"]["models"] and p["trak"]["ridge"] > 0, name
-        known = {"GMValuator (none)", "pixel top-k", "TRAK"} | ({"VAE-TracIn"} if key == "counterfactual" else set())
+        known = ({f"GMValuator ({d})" for d, _ in p["distances"]} | {"pixel top-k", "TRAK"}
+                 | ({"VAE-TracIn"} if key == "counterfactual" else set()))
         assert set(p["removal"]["methods"]) <= known, name
     assert PROFILES["default"][key]["n_subsets"] >= 32
     assert PROFILES["paper"][key]["n_subsets"] >= 64
@@ -355,16 +361,8 @@ def _diffusion_trainer(train: ImageSet, tmp: Path, **kw: object) -> cf.SubsetTra
 
 @pytest.fixture
 def count_diffusion_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the diffusion training steps taken (one list entry per step)."""
-    calls: list[int] = []
-    original = diffusion_module.DiffusionTask.step
-
-    def step(self: diffusion_module.DiffusionTask, batch, generator):  # type: ignore[no-untyped-def]
-        calls.append(batch.step)
-        return original(self, batch, generator)
-
-    monkeypatch.setattr(diffusion_module.DiffusionTask, "step", step)
-    return calls
+    """Counts the diffusion training steps taken."""
+    return _step_counter(monkeypatch, diffusion_module.DiffusionTask)
 
 
 @pytest.fixture(scope="module")
