@@ -70,7 +70,6 @@ Profile keys (``profile["baselines"]["if4gan"]``):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import time
@@ -92,7 +91,15 @@ from gmval.images import ImageSet, to_float
 from gmval.models import zoo
 from gmval.models.classifier import Classifier
 from gmval.models.gan import DCGANDiscriminator, DCGANGenerator, GANConfig
-from gmval.models.training import CHECKPOINT, PARAMS, TrainConfig, batch_indices, load_weights, step_generator
+from gmval.models.training import (
+    CHECKPOINT,
+    PARAMS,
+    TrainConfig,
+    batch_indices,
+    load_weights,
+    step_generator,
+    weights_digest,
+)
 from gmval.profiles import get_profile
 from gmval.store import ArtifactStore
 
@@ -449,14 +456,6 @@ def _settings(profile: str | Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _module_digest(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for key, value in sorted(module.state_dict().items()):
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _values_table(data: ImageSet, delta: np.ndarray, n_traced: np.ndarray, larger_is_better: bool = True
                  ) -> pd.DataFrame:
     """The per-image table of :attr:`IF4GANResult.values` from Δ (value = −harmfulness)."""
@@ -508,7 +507,7 @@ def if4gan_values(name: str = "noisy-mnist-gan", profile: str | Mapping[str, Any
     steps = settings["steps"] or train.steps_per_epoch(len(data))
     window = TraceWindow(train.batch_size, train.seed, start_step=step, steps=steps)
     params = {"generator": folder.name, "checkpoint_step": step, "data": data.fingerprint(),
-              "classifier": _module_digest(classifier), "window": {"batch_size": window.batch_size,
+              "classifier": weights_digest(classifier), "window": {"batch_size": window.batch_size,
               "seed": window.seed, "start_step": window.start_step, "steps": steps},
               "lr": settings["lr"], "metric": settings["metric"], "eval_latents": settings["eval_latents"],
               "eval_seed": settings["eval_seed"]}

@@ -64,7 +64,7 @@ from gmval.baselines.vae_tracin import (
     score_tables,
 )
 from gmval.images import ImageSet, as_imageset, to_float
-from gmval.models.training import default_device
+from gmval.models.training import default_device, weights_digest
 from gmval.stages import TimedStages
 from gmval.store import ArtifactStore
 
@@ -221,14 +221,6 @@ def trak_scores(train_features: np.ndarray, query_features: np.ndarray, ridge: f
     return (phi @ solved).T
 
 
-def _weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _labels_digest(images: ImageSet) -> str | None:
     if images.labels is None:
         return None
@@ -272,7 +264,7 @@ class TRAK(TimedStages):
             raise ValueError(f"the models have different parameter counts {sorted(sizes)}; TRAK's ensemble "
                              "shares one projection")
         self.num_params = sizes.pop()
-        self.digests = [_weights_digest(m) for m in self.models]
+        self.digests = [weights_digest(m) for m in self.models]
         self.loss, self.ridge, self.seed, self.chunk_size = loss, ridge, seed, chunk_size
         self.projection = RademacherProjection(projection_dim, self.num_params, seed)
         self.store, self.progress = ArtifactStore(cache_dir), progress

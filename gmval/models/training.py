@@ -20,6 +20,7 @@ On disk a run is a folder::
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,15 @@ PARAMS = "params.json"
 def default_device() -> torch.device:
     """The first CUDA GPU when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def weights_digest(module: nn.Module) -> str:
+    """A short hash of a module's weights and buffers, for cache keys of what it computes."""
+    h = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def seeded_init(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
