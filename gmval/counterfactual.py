@@ -78,8 +78,9 @@ from gmval import paths
 from gmval.data import subsample
 from gmval.data.curation import stratified_counts
 from gmval.images import ImageSet, to_float
-from gmval.models.training import TrainConfig
+from gmval.models.training import TrainConfig, default_device
 from gmval.models.vae import BetaVAE, VAEConfig, train_vae
+from gmval.precision import resolve_precision
 from gmval.profiles import get_profile
 from gmval.store import ArtifactStore, artefact_key
 from gmval.valuator import ValuationResult
@@ -442,6 +443,8 @@ class SubsetTrainer:
         full_keep_every: the model on the *whole* training set keeps weight snapshots every
             this many steps (VAE-TracIn needs them; 0: none). Snapshots do not change the
             weights, so that model is also the reference of :func:`retrain_without_topk`.
+        precision: the resolved training precision of every run (``"fp32"`` or ``"bf16"``,
+            see :class:`~gmval.models.training.TrainConfig`).
     """
 
     train: ImageSet
@@ -452,6 +455,7 @@ class SubsetTrainer:
     cache: Path | None = field(default_factory=lambda: paths.CACHE / "counterfactual")
     progress: bool = False
     full_keep_every: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -485,7 +489,8 @@ class SubsetTrainer:
         return cls(train=train, recipe=recipe, seeds=tuple(p["train_seeds"]),
                    checkpoint_seconds=p.get("checkpoint_seconds", 60.0), root=models / "counterfactual",
                    cache=cache / "counterfactual", progress=progress,
-                   full_keep_every=p[recipe.kind].get("full_keep_every", 0))
+                   full_keep_every=p[recipe.kind].get("full_keep_every", 0),
+                   precision=resolve_precision(p[recipe.kind].get("precision", "fp32"), default_device()))
 
     def full_mask(self) -> np.ndarray:
         """The mask of the whole training set (the model that draws the generated samples)."""
@@ -495,7 +500,8 @@ class SubsetTrainer:
         """The training settings of the run on ``mask`` (snapshots only for the full set)."""
         keep_every = self.full_keep_every if bool(np.all(mask)) else 0
         return TrainConfig(epochs=self.recipe.epochs, batch_size=self.recipe.batch_size, seed=seed,
-                           checkpoint_seconds=self.checkpoint_seconds, keep_every=keep_every)
+                           checkpoint_seconds=self.checkpoint_seconds, keep_every=keep_every,
+                           precision=self.precision)
 
     def _check_mask(self, mask: np.ndarray) -> np.ndarray:
         mask = np.asarray(mask)

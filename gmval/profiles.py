@@ -18,7 +18,9 @@ training set; ``None`` for an image count means "all of them".
 * ``noisy``: the out-of-distribution test's corruption (``n`` images with Gaussian noise of
   ``std`` in [0, 1] pixel units, appended to MNIST; the paper gives no std).
 * ``checkpoint_seconds``: how often a running training saves its resumable checkpoint.
-* ``classifier`` / ``vae`` / ``gan`` / ``diffusion``: per-model training settings.
+* ``classifier`` / ``vae`` / ``gan`` / ``diffusion``: per-model training settings; an optional
+  ``precision`` (``"fp32"``, the default, ``"bf16"`` or ``"auto"``: bf16 where the hardware has
+  bf16 matrix units) is resolved on the training device and is part of the model's key.
 
 ``c2`` keys (notebook 03, the identical-attributes test on measured digit attributes):
 
@@ -67,8 +69,9 @@ training set; ``None`` for an image count means "all of them".
 * ``distances``: ``[name, kwargs]`` re-ranking distances.
 * ``tracin_generators``: β-VAEs also valued by VAE-TracIn (settings in ``baselines.vae_tracin``).
 * ``embedding_encoders``: encoders of the embedding ablation (Table 9) on ``embedding_generator``.
-* ``size_generators`` / ``pool`` / ``sizes`` / ``repeats``: the generated-set-size study (Fig. 7):
-  ``repeats`` draws of m same-class samples from a pool of ``pool`` samples.
+* ``size_generators`` / ``pool`` / ``size_class`` / ``sizes`` / ``repeats``: the generated-set-size
+  study (Fig. 7): ``repeats`` draws of m samples from a pool of ``pool`` samples of class
+  ``size_class`` (``zoo.sample(..., label=size_class)``).
 
 ``counterfactual`` keys (notebook 09, :mod:`gmval.counterfactual`: LDS and top-k removal by retraining):
 
@@ -192,6 +195,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "embedding_encoders": [["pixels", {}], ["efficientnet-lite0", {"resolution": 32}]],
             "size_generators": ["mnist-gan"],
             "pool": 60,
+            "size_class": 0,
             "sizes": [1, 5],
             "repeats": 3,
         },
@@ -247,7 +251,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "classifier": {"epochs": 1, "batch_size": 64, "lr": 3e-3, "width": 8},
             "vae": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "keep_every": 4,
                     "latent_dim": 32, "likelihood": _VAE_LIKELIHOOD, "beta": _VAE_BETA},
-            "gan": {"epochs": 1, "batch_size": 64, "lr": 2e-4},
+            "gan": {"epochs": 1, "batch_size": 64, "lr": 2e-4, "precision": "auto"},
             "diffusion": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "block_out_channels": [8, 16, 16],
                           "attention": [False, False, False], "layers_per_block": 1, "norm_groups": 8,
                           "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.9,
@@ -294,7 +298,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "qualities": [["realism", {}], ["niqe", {}], ["brisque", {}]],
             "throughput_images": 2000,
             "scaling_encoder": ["efficientnet-lite0", {"resolution": 32}],
-            "sizes": [1000, 3000, 10000, 30000, 60000],
+            "sizes": [1000, 3000, 10000, 30000],
             "noisy_distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
             "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
                            {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64},
@@ -322,12 +326,13 @@ PROFILES: dict[str, dict[str, Any]] = {
             "embedding_encoders": [["pixels", {}], ["pca", {"dim": 64}], ["efficientnet-lite0", {"resolution": 32}],
                                    ["efficientnet-lite0", {"resolution": 64}]],
             "size_generators": ["mnist-gan", "mnist-diffusion", "fashion-mnist-gan", "fashion-mnist-diffusion"],
-            "pool": 1000,
+            "pool": 100,
+            "size_class": 0,
             "sizes": [1, 10, 30, 50],
             "repeats": 10,
         },
         "ablation": {
-            "n_train": 60000,
+            "n_train": 30000,   # the generators' training set (models.train_images): its embeddings are cached
             "n_generated": 1000,
             "encoders": [["pixels", {}], ["pca", {"dim": 64}], ["efficientnet-lite0", {"resolution": 32}],
                          ["efficientnet-lite0", {"resolution": 64}]],
@@ -346,19 +351,20 @@ PROFILES: dict[str, dict[str, Any]] = {
             # -0.03 at 1e-2 and 0.15 at >= 100 (where it becomes a projected-gradient dot product),
             # but picking it that way would tune on the evaluation set, as D-TRAK does.
             "dataset": "mnist", "n_train": 5000, "seed": 0,
-            "fraction": 0.5, "n_subsets": 32, "subset_seed": 0, "train_seeds": [0, 1],
+            "fraction": 0.5, "n_subsets": 32, "subset_seed": 0, "train_seeds": [0],
             "vae": {"epochs": 6, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "latent_dim": 32, "hidden": 256,
-                    "beta": _VAE_BETA["mnist"], "likelihood": _VAE_LIKELIHOOD["mnist"], "full_keep_every": 156},
+                    "beta": _VAE_BETA["mnist"], "likelihood": _VAE_LIKELIHOOD["mnist"], "full_keep_every": 156,
+                    "precision": "auto"},
             "n_generated": 100, "generated_seed": 1, "loss_draws": 32, "loss_seed": 0, "n_boot": 1000,
             "encoder": ["efficientnet-lite0", {"resolution": 32}], "k": 100, "temperature": "auto",
             "distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
             "qualities": [["none", {}], ["realism", {}]],
             "pixel_k": 100,
             "tracin": {"draws": 4, "snapshots": 3, "train_subset": None, "chunk_size": 128},
-            "trak": {"models": 2, "projection_dim": 1024, "ridge": 1e-2, "draws": 4, "seed": 0, "chunk_size": 128},
+            "trak": {"models": 1, "projection_dim": 1024, "ridge": 1e-2, "draws": 4, "seed": 0, "chunk_size": 128},
             # Every method family of the LDS table (realism twins give the same top-k): 6 methods
             # x 3 samples x 2 ks = 36 retrainings plus 6 random, ~10 minutes.
-            "removal": {"n_samples": 3, "ks": [10, 100],
+            "removal": {"n_samples": 2, "ks": [100],
                         "methods": ["GMValuator (none)", "GMValuator (l2)", "GMValuator (effnet-features)",
                                     "pixel top-k", "VAE-TracIn", "TRAK"]},
         },
@@ -384,13 +390,13 @@ PROFILES: dict[str, dict[str, Any]] = {
             "pixel_k": 100,
             "trak": {"models": 1, "projection_dim": 1024, "ridge": 1e-2, "timesteps": 10, "draws": 1, "seed": 0,
                      "chunk_size": 32},
-            "removal": {"n_samples": 2, "ks": [100],
+            "removal": {"n_samples": 1, "ks": [100],
                         "methods": ["GMValuator (none)", "GMValuator (l2)", "GMValuator (effnet-features)",
                                     "pixel top-k", "TRAK"]},
         },
         "models": {
             "seed": 0,
-            "train_images": None,
+            "train_images": 30000,
             "test_images": 10000,
             "quality_samples": 500,
             "sample_batch": 500,
@@ -398,10 +404,10 @@ PROFILES: dict[str, dict[str, Any]] = {
             "half_class": {"label": 0},
             "noisy": {"n": 100, "std": 0.5},
             "checkpoint_seconds": 60.0,
-            "classifier": {"epochs": 3, "batch_size": 128, "lr": 3e-3, "width": 16},
-            "vae": {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "keep_every": 937,
+            "classifier": {"epochs": 3, "batch_size": 128, "lr": 3e-3, "width": 16, "precision": "auto"},
+            "vae": {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "keep_every": 468, "precision": "auto",
                     "latent_dim": 32, "likelihood": _VAE_LIKELIHOOD, "beta": _VAE_BETA},
-            "gan": {"epochs": 1, "batch_size": 64, "lr": 2e-4},
+            "gan": {"epochs": 1, "batch_size": 64, "lr": 2e-4, "precision": "auto"},
             "diffusion": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "block_out_channels": [16, 32, 32],
                           "attention": [False, False, True], "layers_per_block": 1, "norm_groups": 8,
                           "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.995,
@@ -474,6 +480,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                                    ["clip", {"model": "ViT-B-32", "pretrained": "openai"}]],
             "size_generators": ["mnist-gan", "mnist-diffusion", "fashion-mnist-gan", "fashion-mnist-diffusion"],
             "pool": 1000,
+            "size_class": 0,
             "sizes": [1, 10, 30, 50],
             "repeats": 10,
         },

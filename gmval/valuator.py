@@ -288,20 +288,25 @@ class Valuator(TimedStages):
         """Distances (rows, K) of features ``a`` to training candidates ``pos``, in cache-sized blocks.
 
         Candidates come from ``train_feats`` (rows of training features) or, when it is
-        None, from the distance's features of the candidate images, computed here.
+        None, from the distance's features of the candidate images, computed here. A block
+        holds whole rows of candidates or, when one row alone is wider than
+        :data:`GATHER_BLOCK` (LPIPS: 100 x 32k floats), a slice of one row's candidates.
         """
         train = self._require_fit()
-        kk = pos.shape[1]
+        n, kk = pos.shape
         width = train_feats.shape[1] if train_feats is not None else int(np.prod(train.shape))
-        block = max(1, GATHER_BLOCK // (kk * width * 4))
+        cands = min(kk, max(1, GATHER_BLOCK // (width * 4)))
+        rows = max(1, GATHER_BLOCK // (kk * width * 4)) if cands == kk else 1
         feats = torch.from_numpy(train_feats) if train_feats is not None else None   # a view, not a copy
         idx_all = torch.from_numpy(np.ascontiguousarray(pos))
         out = torch.empty(pos.shape, dtype=torch.float32)
-        for start in range(0, len(pos), block):
-            idx = idx_all[start:start + block].reshape(-1)
-            b = (feats.index_select(0, idx) if feats is not None else self.distance.features_of(train.images[idx]))
-            stop = start + len(idx) // kk
-            out[start:stop] = self.distance.pairwise(a[start:stop], b.float().view(stop - start, kk, -1))
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            for c0 in range(0, kk, cands):
+                c1 = min(c0 + cands, kk)
+                idx = idx_all[start:stop, c0:c1].reshape(-1)
+                b = (feats.index_select(0, idx) if feats is not None else self.distance.features_of(train.images[idx]))
+                out[start:stop, c0:c1] = self.distance.pairwise(a[start:stop], b.float().view(stop - start, c1 - c0, -1))
         return out
 
     def _train_features(self, train: ImageSet, rows: np.ndarray) -> np.ndarray:

@@ -82,9 +82,11 @@ def _diffusion_task(seed: int = 0) -> Any:
 # ---------------------------------------------------------------- training loop
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("make", [_vae_task, _gan_task, _diffusion_task], ids=["vae", "gan", "diffusion"])
-def test_resume_continues_exactly(make: Any, tiny: ImageSet, tmp_path: Path) -> None:
-    config = TrainConfig(epochs=2, batch_size=16, seed=3, checkpoint_seconds=0, keep_every=3, history_every=2)
+def test_resume_continues_exactly(make: Any, precision: str, tiny: ImageSet, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=16, seed=3, checkpoint_seconds=0, keep_every=3, history_every=2,
+                         precision=precision)
     whole = make()
     full = train(whole, tiny, config, tmp_path / "whole", {"m": 1}, progress=False)
     assert full.steps == 8 and [s for s, _ in full.snapshots] == [3, 6]
@@ -104,6 +106,28 @@ def test_resume_continues_exactly(make: Any, tiny: ImageSet, tmp_path: Path) -> 
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted one"
     assert [s for s, _ in again.snapshots] == [3, 6]
+
+
+def test_bf16_training_is_autocast_and_leaves_float32_contiguous_weights(tiny: ImageSet, tmp_path: Path) -> None:
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        task = _gan_task()
+        dtypes: set[torch.dtype] = set()
+        hook = task.d.net[0].register_forward_hook(lambda mod, inp, out: dtypes.add(out.dtype))
+        train(task, tiny, TrainConfig(epochs=1, batch_size=16, precision=precision), tmp_path / precision, {"m": 1},
+              progress=False)
+        hook.remove()
+        assert dtypes == {torch.float32 if precision == "fp32" else torch.bfloat16}
+        weights = _weights(task)
+        assert all(w.is_contiguous() for w in weights.values())
+        assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())
+        runs[precision] = weights
+    assert any(not torch.equal(runs["fp32"][k], runs["bf16"][k]) for k in runs["fp32"])
+
+
+def test_train_config_wants_a_resolved_precision() -> None:
+    with pytest.raises(ValueError, match="resolved"):
+        TrainConfig(epochs=1, batch_size=16, precision="auto")
 
 
 def test_finished_run_loads_without_training(tiny: ImageSet, tmp_path: Path) -> None:

@@ -274,13 +274,14 @@ def test_no_rerank_reuses_exact_recall_distances_and_pq_recomputes_them(split) -
         np.testing.assert_allclose(top["distance"], direct, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("block", [1, 10_000])   # one candidate per block; l2's 784 pixels: 3 per block
 @pytest.mark.parametrize("distance", ["l2", ("effnet-features", {"resolution": 32})])
-def test_rerank_blocks_do_not_change_distances(split, monkeypatch, distance) -> None:
+def test_rerank_blocks_do_not_change_distances(split, monkeypatch, distance, block) -> None:
     import gmval.valuator as valuator_module
 
     train, gen = split
     queries = gen.subset(range(25), "q")
     whole = Valuator("pixels", distance, k=5, cache_dir=None, progress=False).fit(train).value(queries)
-    monkeypatch.setattr(valuator_module, "GATHER_BLOCK", 1)   # one generated image per block
+    monkeypatch.setattr(valuator_module, "GATHER_BLOCK", block)
     blocked = Valuator("pixels", distance, k=5, cache_dir=None, progress=False).fit(train).value(queries)
     np.testing.assert_array_equal(blocked.contributors["distance"], whole.contributors["distance"])

@@ -116,7 +116,7 @@ class ClassifierTask:
 
     def __init__(self, model: Classifier, lr: float) -> None:
         self.model = model
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"classifier": self.model}

@@ -236,7 +236,7 @@ class DiffusionTask:
         self.model = model
         self.ema = copy.deepcopy(model).requires_grad_(False)
         self.ema_decay = ema_decay
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"model": self.model, "ema": self.ema}

@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gmval.images import ImageSet, to_float
+from gmval.precision import forward_precision
 from gmval.store import CacheError, atomic_write_bytes, atomic_write_text, canonical
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -120,6 +121,11 @@ class TrainConfig:
             0 saves after every step.
         keep_every: also keep the weights every this many steps under ``snapshots/`` (0: never).
         history_every: average the step metrics over windows of this many steps.
+        precision: ``"fp32"``, or ``"bf16"``: each step runs under bf16 autocast (weights and
+            optimizer state stay float32) with modules and batches channels-last, the layout
+            oneDNN's bf16 convolutions want. Resolve ``"auto"`` first
+            (:func:`gmval.precision.resolve_precision`): the run's identity must not depend on
+            which machine reads the settings.
     """
 
     epochs: int
@@ -128,6 +134,11 @@ class TrainConfig:
     checkpoint_seconds: float = 60.0
     keep_every: int = 0
     history_every: int = 50
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"TrainConfig.precision must be a resolved 'fp32' or 'bf16', got {self.precision!r}")
 
     def steps_per_epoch(self, n: int) -> int:
         """Steps in one epoch over ``n`` images (a last partial batch is dropped)."""
@@ -202,6 +213,9 @@ def train(task: TrainTask, data: ImageSet, config: TrainConfig, folder: Path, pa
     window: dict[str, list[float]] = {}
     if (folder / CHECKPOINT).is_file():
         start, history, window = load_checkpoint(folder / CHECKPOINT, task)
+    layout = torch.channels_last if config.precision == "bf16" else torch.contiguous_format
+    if config.precision == "bf16":
+        _to_channels_last(task)
     n = len(data)
     total = config.total_steps(n)
     if start > total:
@@ -215,9 +229,10 @@ def train(task: TrainTask, data: ImageSet, config: TrainConfig, folder: Path, pa
         for step in range(start, total):
             index = torch.from_numpy(batch_indices(n, config, step))
             dev_index = index.to(device)
-            batch = Batch(x=to_float(images[dev_index]), y=None if labels is None else labels[dev_index],
-                          index=index, step=step)
-            metrics = task.step(batch, step_generator(config.seed, step, device))
+            batch = Batch(x=to_float(images[dev_index]).contiguous(memory_format=layout),
+                          y=None if labels is None else labels[dev_index], index=index, step=step)
+            with forward_precision(config.precision, device):
+                metrics = task.step(batch, step_generator(config.seed, step, device))
             for key, value in metrics.items():
                 window.setdefault(key, []).append(value)
             done = step + 1
@@ -234,8 +249,20 @@ def train(task: TrainTask, data: ImageSet, config: TrainConfig, folder: Path, pa
             if on_step is not None:
                 on_step(batch, metrics)
     for module in modules.values():
-        module.eval()
+        module.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(folder=folder, steps=total, history=history, snapshots=list_snapshots(folder))
+
+
+def _to_channels_last(task: TrainTask) -> None:
+    """Modules, and the optimizer state that mirrors their 4-D weights, in channels-last layout."""
+    for module in task.modules().values():
+        module.to(memory_format=torch.channels_last)
+    # State restored from a checkpoint is contiguous; fused optimizers want it laid out like its parameter.
+    for opt in task.optimizers().values():
+        for state in opt.state.values():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.dim() == 4:
+                    state[key] = value.contiguous(memory_format=torch.channels_last)
 
 
 def _claim_folder(folder: Path, params: dict[str, Any]) -> None:

