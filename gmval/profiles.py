@@ -341,13 +341,12 @@ PROFILES: dict[str, dict[str, Any]] = {
             "temperatures": [1.0, "auto", 0.1, 0.02],
         },
         "counterfactual": {
-            # Measured on 2 CPU cores: one subset model (2,500 digits, 6 epochs, batch 64) takes
-            # 6-7 s on quiet cores (13.5 s wall, 18 CPU-s when they are heavily shared), the full
-            # model (5,000 digits) 12 s. 32 subsets x 2 seeds = 64 models ~7 minutes, removal
-            # 3 x 2 x 4 = 24 retrainings on ~5,000 digits ~5 minutes, VAE-TracIn (5,000 x 3
-            # snapshots x 4 draws) ~2 minutes, TRAK (the seed-1 full model trained, then 2 models
-            # x 5,100 gradients x 4 draws projected to 1,024) 3 minutes, valuations ~1 minute:
-            # ~18 minutes (~30 if shared). The ridge is fixed a priori: on this run TRAK's LDS is
+            # Measured on 2 quiet CPU cores: one subset model (2,500 digits, 6 epochs, batch 64) takes
+            # 6-7 s in fp32 (bf16 channels-last is ~1.3x faster per step), the full model (5,000 digits)
+            # 12 s. With one training seed, one TRAK model and 2 x 1 x 7 = 14 removal retrainings, all of
+            # notebook 09 (this study and the diffusion one below) took 21 minutes on a fresh clone.
+            # Earlier, with 2 seeds, 2 TRAK models and 42 removal retrainings, this part alone took
+            # ~18 minutes. The ridge is fixed a priori: on a two-seed run TRAK's LDS was
             # -0.03 at 1e-2 and 0.15 at >= 100 (where it becomes a projected-gradient dot product),
             # but picking it that way would tune on the evaluation set, as D-TRAK does.
             "dataset": "mnist", "n_train": 5000, "seed": 0,
@@ -363,7 +362,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "tracin": {"draws": 4, "snapshots": 3, "train_subset": None, "chunk_size": 128},
             "trak": {"models": 1, "projection_dim": 1024, "ridge": 1e-2, "draws": 4, "seed": 0, "chunk_size": 128},
             # Every method family of the LDS table (realism twins give the same top-k): 6 methods
-            # x 3 samples x 2 ks = 36 retrainings plus 6 random, ~10 minutes.
+            # x 2 samples x 1 k = 12 retrainings plus 2 random.
             "removal": {"n_samples": 2, "ks": [100],
                         "methods": ["GMValuator (none)", "GMValuator (l2)", "GMValuator (effnet-features)",
                                     "pixel top-k", "VAE-TracIn", "TRAK"]},
@@ -372,7 +371,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             # Measured on 2 quiet CPU cores: one subset model (500 digits, 10 epochs of batch 32 =
             # 150 steps of an (8, 16, 16) UNet) takes 16 s (29-31 CPU-s), the full model (1,000
             # digits) 28 s. 32 subsets x 1 seed = 517 s, TRAK (1,100 gradients x 10 timesteps) 36 s,
-            # removal 2 x 1 x 3 = 6 retrainings 192 s: part 2 of notebook 09 takes 13 minutes. A
+            # removal 1 x 1 x (5 methods + random) = 6 retrainings ~3 minutes. A
             # second training seed would add ~9 minutes, so default uses one (no seed agreement).
             # The full model (310 steps) draws noisy but readable digits: the zoo's MNIST classifier
             # puts 70% of 100 samples in the class they were asked for.
