@@ -78,9 +78,8 @@ from gmval import paths
 from gmval.data import subsample
 from gmval.data.curation import stratified_counts
 from gmval.images import ImageSet, to_float
-from gmval.models.training import TrainConfig, default_device
+from gmval.models.training import TrainConfig, train_precision
 from gmval.models.vae import BetaVAE, VAEConfig, train_vae
-from gmval.precision import resolve_precision
 from gmval.profiles import get_profile
 from gmval.store import ArtifactStore, artefact_key
 from gmval.valuator import ValuationResult
@@ -490,7 +489,7 @@ class SubsetTrainer:
                    checkpoint_seconds=p.get("checkpoint_seconds", 60.0), root=models / "counterfactual",
                    cache=cache / "counterfactual", progress=progress,
                    full_keep_every=p[recipe.kind].get("full_keep_every", 0),
-                   precision=resolve_precision(p[recipe.kind].get("precision", "fp32"), default_device()))
+                   precision=train_precision(p[recipe.kind]))
 
     def full_mask(self) -> np.ndarray:
         """The mask of the whole training set (the model that draws the generated samples)."""

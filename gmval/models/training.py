@@ -23,7 +23,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gmval.images import ImageSet, to_float
-from gmval.precision import forward_precision
+from gmval.precision import forward_precision, resolve_precision
 from gmval.store import CacheError, atomic_write_bytes, atomic_write_text, canonical
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -47,6 +47,12 @@ PARAMS = "params.json"
 def default_device() -> torch.device:
     """The first CUDA GPU when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_precision(settings: Mapping[str, Any]) -> str:
+    """The precision of a profile's training settings (key ``precision``, default ``"fp32"``), resolved on
+    :func:`default_device`, so that a :class:`TrainConfig` and the run's key hold ``"fp32"`` or ``"bf16"``."""
+    return resolve_precision(settings.get("precision", "fp32"), default_device())
 
 
 def weights_digest(module: nn.Module) -> str:
@@ -213,8 +219,9 @@ def train(task: TrainTask, data: ImageSet, config: TrainConfig, folder: Path, pa
     window: dict[str, list[float]] = {}
     if (folder / CHECKPOINT).is_file():
         start, history, window = load_checkpoint(folder / CHECKPOINT, task)
-    layout = torch.channels_last if config.precision == "bf16" else torch.contiguous_format
+    layout = torch.contiguous_format
     if config.precision == "bf16":
+        layout = torch.channels_last
         _to_channels_last(task)
     n = len(data)
     total = config.total_steps(n)

@@ -41,9 +41,8 @@ from gmval.models.classifier import Classifier, train_classifier
 from gmval.models.fid import classifier_frechet_distance
 from gmval.models.gan import GANConfig, train_gan
 from gmval.models.generator import Generator
-from gmval.models.training import TrainConfig, default_device
+from gmval.models.training import TrainConfig, train_precision
 from gmval.models.vae import VAEConfig, train_vae
-from gmval.precision import resolve_precision
 from gmval.profiles import get_profile
 from gmval.store import ArtifactStore, artefact_key
 
@@ -171,9 +170,9 @@ def _num_classes(data: ImageSet) -> int:
 
 
 def _train_config(settings: Mapping[str, Any], m: Mapping[str, Any], keep_every: int = 0) -> TrainConfig:
-    precision = resolve_precision(settings.get("precision", "fp32"), default_device())
     return TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"], seed=m["seed"],
-                       checkpoint_seconds=m["checkpoint_seconds"], keep_every=keep_every, precision=precision)
+                       checkpoint_seconds=m["checkpoint_seconds"], keep_every=keep_every,
+                       precision=train_precision(settings))
 
 
 @dataclass(frozen=True)
