@@ -154,10 +154,8 @@ class GANTask:
     def __init__(self, generator: DCGANGenerator, discriminator: DCGANDiscriminator, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999)) -> None:
         self.g, self.d = generator, discriminator
-        # Not fused, unlike the other zoo models: IF4GAN's lr-0.05 sign test (beyond the regime
-        # where its linearisation holds) passes on this optimizer's trajectory and not on the fused one's.
-        self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+        self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=True)
+        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas, fused=True)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.g, "discriminator": self.d}
