@@ -80,6 +80,7 @@ from gmval.data.curation import stratified_counts
 from gmval.images import ImageSet, to_float
 from gmval.models.training import TrainConfig, train_precision
 from gmval.models.vae import BetaVAE, VAEConfig, train_vae
+from gmval.parallel import resolve_workers, run_jobs
 from gmval.profiles import get_profile
 from gmval.store import ArtifactStore, artefact_key
 from gmval.valuator import ValuationResult
@@ -444,6 +445,8 @@ class SubsetTrainer:
             weights, so that model is also the reference of :func:`retrain_without_topk`.
         precision: the resolved training precision of every run (``"fp32"`` or ``"bf16"``,
             see :class:`~gmval.models.training.TrainConfig`).
+        workers: processes that train missing models side by side (:mod:`gmval.parallel`);
+            the threads of this one are split between them.
     """
 
     train: ImageSet
@@ -455,10 +458,12 @@ class SubsetTrainer:
     progress: bool = False
     full_keep_every: int = 0
     precision: str = "fp32"
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds must hold at least one training seed")
+        resolve_workers(self.workers)
         if self.recipe.epochs < 1 or self.recipe.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.recipe.epochs} and "
                              f"{self.recipe.batch_size}")
@@ -473,6 +478,9 @@ class SubsetTrainer:
             key: ``"counterfactual"`` (the β-VAE study) or ``"counterfactual_diffusion"``.
             root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
             progress: show tqdm bars while training.
+
+        The entry's optional ``workers`` (default 1; ``"auto"``: one per CPU without a GPU)
+        sets :attr:`workers`.
 
         Raises:
             ValueError: if the profile has no entry ``key``.
@@ -489,7 +497,7 @@ class SubsetTrainer:
                    checkpoint_seconds=p.get("checkpoint_seconds", 60.0), root=models / "counterfactual",
                    cache=cache / "counterfactual", progress=progress,
                    full_keep_every=p[recipe.kind].get("full_keep_every", 0),
-                   precision=train_precision(p[recipe.kind]))
+                   precision=train_precision(p[recipe.kind]), workers=resolve_workers(p.get("workers", 1)))
 
     def full_mask(self) -> np.ndarray:
         """The mask of the whole training set (the model that draws the generated samples)."""
@@ -538,17 +546,42 @@ class SubsetTrainer:
         """``n`` samples of ``model`` from ``seed`` (the recipe's sampler), ids 0..n-1."""
         return self.recipe.generate(model, n, seed)
 
+    def _loss_params(self, mask: np.ndarray, seed: int, generated: ImageSet, draws: int,
+                     loss_seed: int) -> dict[str, Any]:
+        return {"model": self.folder(mask, seed).name, "generated": generated.fingerprint(), "draws": draws,
+                "seed": loss_seed, **self.recipe.loss_key(generated)}
+
     def model_loss(self, mask: np.ndarray, seed: int, generated: ImageSet, draws: int, loss_seed: int) -> np.ndarray:
         """The recipe's sample loss of the model on ``mask`` with ``seed``, cached per model."""
-        folder = self.folder(mask, seed)
         store = ArtifactStore(self.cache)
-        params = {"model": folder.name, "generated": generated.fingerprint(), "draws": draws, "seed": loss_seed,
-                  **self.recipe.loss_key(generated)}
+        params = self._loss_params(mask, seed, generated, draws, loss_seed)
         art = store.load("cf-loss", params)
         if art is None:
             loss = self.recipe.sample_loss(self.fit(mask, seed), generated, draws, loss_seed)
             art = store.save("cf-loss", params, arrays={"loss": loss})
         return np.asarray(art.array("loss", mmap=False))
+
+    def model_losses(self, runs: Sequence[tuple[np.ndarray, int]], generated: ImageSet, draws: int,
+                     loss_seed: int) -> list[np.ndarray]:
+        """:meth:`model_loss` of each (mask, seed) run; the missing ones trained on :attr:`workers` processes."""
+        store = ArtifactStore(self.cache)
+        # One job per distinct run: two workers must never train into the same folder.
+        missing: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
+        for mask, seed in runs:
+            key = (mask_digest(self._check_mask(mask)), int(seed))
+            if key not in missing and (not store.enabled or store.load(
+                    "cf-loss", self._loss_params(mask, seed, generated, draws, loss_seed)) is None):
+                missing[key] = (mask, int(seed))
+        keys = list(missing)
+        done = dict(zip(keys, run_jobs(
+            _model_loss_job, [(self, mask, seed, generated, draws, loss_seed) for mask, seed in missing.values()],
+            self.workers, describe=lambda i: f"{self.recipe.kind} retraining on mask {keys[i][0][:8]}, seed {keys[i][1]}"),
+            strict=True))
+        losses = []
+        for mask, seed in runs:
+            key = (mask_digest(mask), int(seed))
+            losses.append(done[key] if key in done else self.model_loss(mask, seed, generated, draws, loss_seed))
+        return losses
 
     def subset_losses(self, masks: np.ndarray, generated: ImageSet, draws: int = 32, seed: int = 0) -> np.ndarray:
         """(n_subsets, m) loss of each generated sample under each subset's model, averaged over :attr:`seeds`.
@@ -558,11 +591,13 @@ class SubsetTrainer:
         masks = np.asarray(masks)
         if masks.ndim != 2 or masks.shape[1] != len(self.train):
             raise ValueError(f"masks must be (n_subsets, {len(self.train)}), got {masks.shape}")
-        out = np.zeros((len(masks), len(generated)))
-        for s, mask in enumerate(masks):
-            for train_seed in self.seeds:
-                out[s] += self.model_loss(mask, train_seed, generated, draws, seed)
-        return out / len(self.seeds)
+        losses = self.model_losses([(mask, s) for mask in masks for s in self.seeds], generated, draws, seed)
+        return np.stack(losses).reshape(len(masks), len(self.seeds), len(generated)).mean(1)
+
+
+def _model_loss_job(trainer: SubsetTrainer, mask: np.ndarray, seed: int, generated: ImageSet, draws: int,
+                    loss_seed: int) -> np.ndarray:
+    return trainer.model_loss(mask, seed, generated, draws, loss_seed)
 
 
 def seed_agreement(trainer: SubsetTrainer, masks: np.ndarray, generated: ImageSet, draws: int,
@@ -578,7 +613,7 @@ def seed_agreement(trainer: SubsetTrainer, masks: np.ndarray, generated: ImageSe
     """
     if len(trainer.seeds) < 2:
         return None
-    a, b = (np.stack([trainer.model_loss(mask, s, generated, draws, loss_seed) for mask in masks])
+    a, b = (np.stack(trainer.model_losses([(mask, s) for mask in masks], generated, draws, loss_seed))
             for s in trainer.seeds[:2])
     rho, constant = _spearman_columns(a, b)
     return np.where(constant, np.nan, rho)
@@ -902,7 +937,7 @@ def retrain_without_topk(trainer: SubsetTrainer, methods: Mapping[str, np.ndarra
             raise ValueError(f"scores of {name!r} hold NaN or infinite values")
     full = trainer.full_mask()
     base = trainer.model_loss(full, train_seed, generated, draws, loss_seed)
-    rows = []
+    cases, masks = [], []
     for j in samples:
         j = int(j)
         for k in ks:
@@ -913,10 +948,12 @@ def retrain_without_topk(trainer: SubsetTrainer, methods: Mapping[str, np.ndarra
             for name, drop in removals.items():
                 mask = full.copy()
                 mask[drop] = False
-                loss = trainer.model_loss(mask, train_seed, generated, draws, loss_seed)[j]
-                rows.append({"sample": j, "k": k, "method": name, "loss_full": float(base[j]),
-                             "loss_removed": float(loss), "delta": float(loss - base[j])})
-    return pd.DataFrame(rows)
+                cases.append((j, k, name))
+                masks.append(mask)
+    losses = trainer.model_losses([(mask, train_seed) for mask in masks], generated, draws, loss_seed)
+    return pd.DataFrame([{"sample": j, "k": k, "method": name, "loss_full": float(base[j]),
+                          "loss_removed": float(loss[j]), "delta": float(loss[j] - base[j])}
+                         for (j, k, name), loss in zip(cases, losses, strict=True)])
 
 
 def removal_summary(removal: pd.DataFrame) -> pd.DataFrame:

@@ -237,6 +237,37 @@ def test_end_to_end_losses_are_finite_and_retrains_are_cached(small: tuple[Image
     assert trainer.folder(masks[0], 1) != trainer.folder(masks[0], 0)
 
 
+def test_worker_processes_train_the_same_models(small: tuple[ImageSet, ImageSet], tmp_path: Path) -> None:
+    train, _ = small
+    serial = _trainer(train, tmp_path / "serial")
+    generated = serial.generate(serial.fit(serial.full_mask()), 5, seed=1)
+    masks = cf.random_subsets(len(train), 3, seed=0, labels=train.labels)
+    expected = serial.subset_losses(masks, generated, draws=4, seed=0)
+    pooled = _trainer(train, tmp_path / "pooled", workers=2)
+    # A run asked for twice is trained once (two workers must not share a run folder).
+    runs = [(masks[0], 0), (masks[1], 0), (masks[0], 0), (masks[2], 0)]
+    losses = pooled.model_losses(runs, generated, draws=4, loss_seed=0)
+    # Workers have one thread each, so sums may be ordered differently than here.
+    np.testing.assert_allclose(np.stack(losses), expected[[0, 1, 0, 2]], rtol=1e-5)
+    assert {p.name for p in (tmp_path / "pooled" / "models").iterdir()} == \
+           {serial.folder(m, 0).name for m in masks}
+    with pytest.raises(ValueError, match="workers must be"):
+        _trainer(train, tmp_path, workers=0)
+
+
+def test_a_failed_worker_retraining_is_named_and_the_others_are_kept(small: tuple[ImageSet, ImageSet],
+                                                                      tmp_path: Path) -> None:
+    train, _ = small
+    trainer = _trainer(train, tmp_path, workers=2)
+    generated = trainer.generate(trainer.fit(trainer.full_mask()), 4, seed=1)
+    masks = cf.random_subsets(len(train), 3, seed=0, labels=train.labels)
+    # A file where the second run's folder should go: that training cannot start.
+    trainer.folder(masks[1], 0).write_text("in the way")
+    with pytest.raises(RuntimeError, match=rf"vae retraining on mask {cf.mask_digest(masks[1])[:8]}, seed 0"):
+        trainer.subset_losses(masks, generated, draws=4, seed=0)
+    assert (trainer.folder(masks[0], 0) / "checkpoint.safetensors").is_file()
+
+
 def test_interrupted_retraining_resumes_to_the_same_model(small: tuple[ImageSet, ImageSet], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     train, _ = small

@@ -43,6 +43,7 @@ from gmval.models.gan import GANConfig, train_gan
 from gmval.models.generator import Generator
 from gmval.models.training import TrainConfig, train_precision
 from gmval.models.vae import VAEConfig, train_vae
+from gmval.parallel import resolve_workers, run_jobs
 from gmval.profiles import get_profile
 from gmval.store import ArtifactStore, artefact_key
 
@@ -405,6 +406,46 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
 
 
 
-def train_all(profile: Profile = "default", root: Path | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Train (or load) every generator of :func:`generator_names` and its classifier; their quality reports."""
-    return [quality(name, profile, root, progress) for name in generator_names(profile)]
+# Longest trainings first, so that a pool does not end on one long job alone. Per step on one
+# CPU thread: GAN ~200 ms (bf16), diffusion ~500 ms but half the steps, VAE ~30 ms.
+_COST_ORDER = ("gan", "diffusion", "vae")
+
+
+def _classifier_job(dataset: str, profile: Profile, root: Path | None) -> dict[str, Any]:
+    return get_classifier(dataset, profile, root, progress=False)[1]
+
+
+def _quality_job(name: str, profile: Profile, root: Path | None) -> dict[str, Any]:
+    return quality(name, profile, root, progress=False)
+
+
+def train_all(profile: Profile = "default", root: Path | None = None, progress: bool = True,
+              workers: int | str | None = None) -> list[dict[str, Any]]:
+    """Train (or load) every classifier and every generator of :func:`generator_names`; their quality reports.
+
+    Classifiers come first (every generator's report needs its dataset's one, and two
+    workers must not train one classifier into the same folder), then the generators, each
+    trained, sampled and scored by one worker.
+
+    Args:
+        profile: a profile name or a profile dict.
+        root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
+        progress: show tqdm bars (only without worker processes).
+        workers: processes training side by side (:mod:`gmval.parallel`); default the
+            profile's ``models.workers`` (itself default 1).
+
+    Returns:
+        The :func:`quality` report of each generator, in :func:`generator_names` order.
+    """
+    count = resolve_workers(_models(profile).get("workers", 1) if workers is None else workers)
+    names = generator_names(profile)
+    if count == 1:
+        return [quality(name, profile, root, progress) for name in names]
+    datasets = sorted({dataset_of(name, profile) for name in names})
+    run_jobs(_classifier_job, [(ds, profile, root) for ds in datasets], count,
+             describe=lambda i: f"training the {datasets[i]} classifier")
+    order = sorted(names, key=lambda n: _COST_ORDER.index(_spec(n).kind))
+    reports = run_jobs(_quality_job, [(name, profile, root) for name in order], count,
+                       describe=lambda i: f"training and scoring {order[i]}")
+    by_name = dict(zip(order, reports, strict=True))
+    return [by_name[name] for name in names]
