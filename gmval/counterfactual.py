@@ -446,7 +446,8 @@ class SubsetTrainer:
         precision: the resolved training precision of every run (``"fp32"`` or ``"bf16"``,
             see :class:`~gmval.models.training.TrainConfig`).
         workers: processes that train missing models side by side (:mod:`gmval.parallel`);
-            the threads of this one are split between them.
+            the threads of this one are split between them. ``"auto"`` is resolved to a count
+            (:func:`~gmval.parallel.resolve_workers`) on construction.
     """
 
     train: ImageSet
@@ -458,12 +459,12 @@ class SubsetTrainer:
     progress: bool = False
     full_keep_every: int = 0
     precision: str = "fp32"
-    workers: int = 1
+    workers: int | str = 1
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds must hold at least one training seed")
-        resolve_workers(self.workers)
+        object.__setattr__(self, "workers", resolve_workers(self.workers))  # frozen: "auto" becomes a count
         if self.recipe.epochs < 1 or self.recipe.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.recipe.epochs} and "
                              f"{self.recipe.batch_size}")
@@ -497,7 +498,7 @@ class SubsetTrainer:
                    checkpoint_seconds=p.get("checkpoint_seconds", 60.0), root=models / "counterfactual",
                    cache=cache / "counterfactual", progress=progress,
                    full_keep_every=p[recipe.kind].get("full_keep_every", 0),
-                   precision=train_precision(p[recipe.kind]), workers=resolve_workers(p.get("workers", 1)))
+                   precision=train_precision(p[recipe.kind]), workers=p.get("workers", 1))
 
     def full_mask(self) -> np.ndarray:
         """The mask of the whole training set (the model that draws the generated samples)."""
@@ -575,7 +576,7 @@ class SubsetTrainer:
         keys = list(missing)
         done = dict(zip(keys, run_jobs(
             _model_loss_job, [(self, mask, seed, generated, draws, loss_seed) for mask, seed in missing.values()],
-            self.workers, describe=lambda i: f"{self.recipe.kind} retraining on mask {keys[i][0][:8]}, seed {keys[i][1]}"),
+            int(self.workers), describe=lambda i: f"{self.recipe.kind} retraining on mask {keys[i][0][:8]}, seed {keys[i][1]}"),
             strict=True))
         losses = []
         for mask, seed in runs:
