@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +83,12 @@ def test_scaling_skips_what_does_not_fit(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(bench_scaling, "available_bytes", lambda: 2**20)
     df = bench_scaling.main(["--quick", "--max-n", "1e3", "--out", str(tmp_path / "s.csv")])
     assert df["note"].str.startswith("skipped").all()
+
+
+def test_index_size_is_counted_without_a_copy() -> None:
+    """The streamed count equals faiss's in-memory serialisation, beyond the writer's 1 MB buffer."""
+    import faiss
+
+    index = faiss.IndexFlatL2(64)
+    index.add(np.random.default_rng(0).random((20_000, 64), dtype=np.float32))
+    assert bench_scaling.serialized_bytes(index) == faiss.serialize_index(index).nbytes > 4 * 2**20
