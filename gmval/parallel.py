@@ -19,6 +19,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import torch
@@ -86,5 +87,9 @@ def run_jobs(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int
                 for later in futures[i + 1:]:
                     later.cancel()
                 name = describe(i) if describe else f"job {i}"
-                raise RuntimeError(f"{name} (of {len(jobs)}) failed in a worker process: {err}") from err
+                hint = ""
+                if isinstance(err, BrokenProcessPool):
+                    hint = ("; a worker died: killed, out of memory, or started from a script that lacks an "
+                            "`if __name__ == '__main__':` guard, which spawned workers need (or set workers to 1)")
+                raise RuntimeError(f"{name} (of {len(jobs)}) failed in a worker process: {err}{hint}") from err
     return results

@@ -44,3 +44,15 @@ def test_a_failed_job_is_named_and_its_cause_kept() -> None:
     with pytest.raises(RuntimeError, match=r"training 2 \(of 4\) failed in a worker process: disk full") as err:
         run_jobs(_fail_on_two, [(i,) for i in range(4)], workers=2, describe=lambda i: f"training {i}")
     assert isinstance(err.value.__cause__, OSError)
+
+
+def _die(x: int) -> int:
+    if x == 1:
+        os._exit(3)  # a worker killed mid-job, as the OOM killer would
+    return x
+
+
+def test_a_dead_worker_is_reported_with_its_likely_causes() -> None:
+    # The broken pool fails every unfinished job, so the first reported may be job 0.
+    with pytest.raises(RuntimeError, match=r"job [01] \(of 2\) failed in a worker process: .*a worker died.*__main__"):
+        run_jobs(_die, [(0,), (1,)], workers=2)
