@@ -566,23 +566,24 @@ class SubsetTrainer:
                      loss_seed: int) -> list[np.ndarray]:
         """:meth:`model_loss` of each (mask, seed) run; the missing ones trained on :attr:`workers` processes."""
         store = ArtifactStore(self.cache)
+        keys = [(mask_digest(self._check_mask(mask)), int(seed)) for mask, seed in runs]
+        losses: dict[tuple[str, int], np.ndarray] = {}
         # One job per distinct run: two workers must never train into the same folder.
         missing: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
-        for mask, seed in runs:
-            key = (mask_digest(self._check_mask(mask)), int(seed))
-            if key not in missing and (not store.enabled or store.load(
-                    "cf-loss", self._loss_params(mask, seed, generated, draws, loss_seed)) is None):
+        for key, (mask, seed) in zip(keys, runs, strict=True):
+            if key in losses or key in missing:
+                continue
+            art = store.load("cf-loss", self._loss_params(mask, seed, generated, draws, loss_seed))
+            if art is None:
                 missing[key] = (mask, int(seed))
-        keys = list(missing)
-        done = dict(zip(keys, run_jobs(
+            else:
+                losses[key] = np.asarray(art.array("loss", mmap=False))
+        todo = list(missing)
+        losses.update(zip(todo, run_jobs(
             _model_loss_job, [(self, mask, seed, generated, draws, loss_seed) for mask, seed in missing.values()],
-            int(self.workers), describe=lambda i: f"{self.recipe.kind} retraining on mask {keys[i][0][:8]}, seed {keys[i][1]}"),
+            int(self.workers), describe=lambda i: f"{self.recipe.kind} retraining on mask {todo[i][0][:8]}, seed {todo[i][1]}"),
             strict=True))
-        losses = []
-        for mask, seed in runs:
-            key = (mask_digest(mask), int(seed))
-            losses.append(done[key] if key in done else self.model_loss(mask, seed, generated, draws, loss_seed))
-        return losses
+        return [losses[key] for key in keys]
 
     def subset_losses(self, masks: np.ndarray, generated: ImageSet, draws: int = 32, seed: int = 0) -> np.ndarray:
         """(n_subsets, m) loss of each generated sample under each subset's model, averaged over :attr:`seeds`.

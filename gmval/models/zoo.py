@@ -415,10 +415,6 @@ def _classifier_job(dataset: str, profile: Profile, root: Path | None) -> dict[s
     return get_classifier(dataset, profile, root, progress=False)[1]
 
 
-def _quality_job(name: str, profile: Profile, root: Path | None) -> dict[str, Any]:
-    return quality(name, profile, root, progress=False)
-
-
 def train_all(profile: Profile = "default", root: Path | None = None, progress: bool = True,
               workers: int | str | None = None) -> list[dict[str, Any]]:
     """Train (or load) every classifier and every generator of :func:`generator_names`; their quality reports.
@@ -445,7 +441,7 @@ def train_all(profile: Profile = "default", root: Path | None = None, progress: 
     run_jobs(_classifier_job, [(ds, profile, root) for ds in datasets], count,
              describe=lambda i: f"training the {datasets[i]} classifier")
     order = sorted(names, key=lambda n: _COST_ORDER.index(_spec(n).kind))
-    reports = run_jobs(_quality_job, [(name, profile, root) for name in order], count,
+    reports = run_jobs(quality, [(name, profile, root, False) for name in order], count,
                        describe=lambda i: f"training and scoring {order[i]}")
     by_name = dict(zip(order, reports, strict=True))
     return [by_name[name] for name in names]
