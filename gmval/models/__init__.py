@@ -24,6 +24,7 @@ from gmval.models.vae import BetaVAE, VAEConfig, train_vae
 from gmval.models.zoo import (
     GENERATORS,
     TrainingData,
+    class_halves,
     generator_folder,
     generator_names,
     get_classifier,
@@ -48,7 +49,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "GENERATORS", "BetaVAE", "Classifier", "ClassifierConfig", "ConditionalDiffusion", "DCGANDiscriminator",
     "DCGANGenerator", "DiffusionConfig", "GANConfig", "GANTask", "Generator", "TrainConfig", "TrainResult",
-    "TrainingData", "VAEConfig", "classifier_frechet_distance", "frechet_distance", "generator_folder",
+    "TrainingData", "VAEConfig", "class_halves", "classifier_frechet_distance", "frechet_distance", "generator_folder",
     "generator_names", "get_classifier", "get_generator", "list_snapshots", "load_weights", "quality", "sample",
     "train", "train_all", "train_classifier", "train_diffusion", "train_gan", "train_vae", "training_data",
 ]

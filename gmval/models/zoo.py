@@ -7,14 +7,17 @@
     fake = zoo.sample("mnist-gan", n=100, seed=0)             # ImageSet, labels = classifier's
     zoo.quality("mnist-diffusion")                            # accuracy and FD, measured
     zoo.training_data("noisy-mnist-gan").noisy_ids            # what the generator was trained on
-    zoo.sample("motivation-gan", n=100, seed=0, label=0)      # only images of one class
+    zoo.sample("fashion-mnist-gan", n=100, seed=0, label=0)   # only images of one class
+    zoo.class_halves("fashion-mnist-gan")                     # X_v1 (never seen), X_v2 (trained on)
     zoo.train_all("default")                                  # every generator the experiments use
 
 Names are ``<dataset>-<kind>`` for dataset in mnist, fashion-mnist, cifar10 and kind in
 vae, gan, diffusion, plus ``motivation-gan`` and ``motivation-diffusion`` (the paper's
 Sec. 2.1.2 experiment: the profile's CIFAR-10 stand-in with one half of one class held out) and
 ``noisy-mnist-gan`` (MNIST with Gaussian-noise images appended, the paper's C3).
-:func:`generator_names` lists the ones a profile's experiments use.
+:func:`generator_names` lists the ones a profile's experiments use. A profile whose training
+cap leaves each class's other half unseen (``default``) needs no ``motivation-*`` model:
+:func:`class_halves` then finds X_v1 among the images the cap left out.
 
 Everything is keyed by its parameters under the data folder (:mod:`gmval.paths`):
 checkpoints in ``models/<name>-<hash>/`` (hash of architecture, training settings and the
@@ -94,14 +97,10 @@ class TrainingData:
 
     Attributes:
         train: the training set; its ids are the ones valuations refer to.
-        held_out: motivation generators only: the half of the class kept out of training (X_v1).
-        trained_half: motivation generators only: the other half, which is in ``train`` (X_v2).
         noisy_ids: ``noisy-mnist-gan`` only: ids of the noise-corrupted images in ``train``.
     """
 
     train: ImageSet
-    held_out: ImageSet | None = None
-    trained_half: ImageSet | None = None
     noisy_ids: np.ndarray | None = None
 
 
@@ -114,10 +113,16 @@ def _dirs(root: Path | None) -> tuple[Path, Path]:
 
 
 def generator_names(profile: Profile = "default") -> list[str]:
-    """The generators the paper's experiments use under ``profile``, MNIST first."""
+    """The generators the paper's experiments use under ``profile``, MNIST first.
+
+    The motivation experiment's are the profile's ``motivation.generators`` (default the
+    ``motivation-*`` pair), listed once when they are among the others.
+    """
     stand_in = _models(profile)["cifar10_stand_in"]
-    return ([f"mnist-{k}" for k in KINDS] + [f"{stand_in}-{k}" for k in KINDS]
-            + ["motivation-gan", "motivation-diffusion", "noisy-mnist-gan"])
+    names = [f"mnist-{k}" for k in KINDS] + [f"{stand_in}-{k}" for k in KINDS]
+    settings = get_profile(profile) if isinstance(profile, str) else profile
+    motivation = settings.get("motivation", {}).get("generators", ["motivation-gan", "motivation-diffusion"])
+    return names + [n for n in motivation if n not in names] + ["noisy-mnist-gan"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -150,13 +155,55 @@ def training_data(name: str, profile: Profile = "default") -> TrainingData:
         # X_v1 (the first half of split_class) is kept out; X_v2 stays in. The rest of the
         # dataset stays in too: a GAN on 3,000 images of one class collapses within a CPU
         # budget, while samples of the class from a model of the whole dataset are good.
-        held_out, kept = split_class(base, m["half_class"]["label"], seed=m["seed"])
+        held_out, _ = split_class(base, m["half_class"]["label"], seed=m["seed"])
         train = base.subset(np.flatnonzero(~np.isin(base.ids, held_out.ids)), name=f"{base.name}-without-half")
-        return TrainingData(train=train, held_out=held_out, trained_half=kept)
+        return TrainingData(train=train)
     if spec.curation == "noisy":
         train, noisy_ids = add_gaussian_noise(base, n=m["noisy"]["n"], std=m["noisy"]["std"], seed=m["seed"])
         return TrainingData(train=train, noisy_ids=noisy_ids)
     return TrainingData(train=base)
+
+
+def class_halves(name: str, profile: Profile = "default") -> tuple[ImageSet, ImageSet]:
+    """The motivation experiment's halves of class ``models.half_class.label`` (Sec. 2.1.2).
+
+    Both are random, disjoint and equally large sets of the class's training-split images,
+    drawn from the same distribution; only X_v2 is in the generator's training set.
+
+    * A ``motivation-*`` generator was trained without X_v1, one half of the class, on
+      purpose: X_v1 is that half and X_v2 the other.
+    * A generator of the whole split under a cap (``models.train_images``) was trained on a
+      stratified random subsample, so the class images the cap left out are distributed as
+      the ones it kept: X_v2 is the class's images in the training set, X_v1 as many of the
+      left-out ones (both cut to the smaller count).
+
+    Returns:
+        (X_v1, never trained on; X_v2, trained on), with their training-split ids.
+
+    Raises:
+        ValueError: for a generator whose training set is curated otherwise (noisy), or whose
+            training set holds every image of the class (no cap: use a ``motivation-*`` one).
+    """
+    spec, m = _spec(name), _models(profile)
+    label, seed = m["half_class"]["label"], m["seed"]
+    split = load_split(dataset_of(name, profile), "train")
+    if spec.curation == "half-class":
+        return split_class(_capped(split, m["train_images"], seed), label, seed=seed)
+    if spec.curation != "full":
+        raise ValueError(f"{name}: class_halves needs a generator of the plain training split, not a {spec.curation!r} one")
+    assert split.labels is not None
+    trained = np.isin(split.ids, training_data(name, profile).train.ids)
+    of_class = split.labels == label
+    seen, unseen = np.flatnonzero(of_class & trained), np.flatnonzero(of_class & ~trained)
+    n = min(len(seen), len(unseen))
+    if n == 0:
+        raise ValueError(f"{name}: its training set holds {len(seen)} of the {len(seen) + len(unseen)} class-{label} "
+                         f"images of {split.name}, so no unseen half is left; train_images caps nothing here, "
+                         "use motivation-gan or motivation-diffusion, which hold half of the class out")
+    rng = np.random.default_rng(seed)
+    unseen, seen = (np.sort(rng.choice(index, size=n, replace=False)) for index in (unseen, seen))
+    tag = f"{split.name}-class{label}"
+    return split.subset(unseen, name=f"{tag}-unseen"), split.subset(seen, name=f"{tag}-seen")
 
 
 def reference_images(name: str, profile: Profile = "default") -> ImageSet:
