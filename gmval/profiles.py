@@ -360,7 +360,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             # 6-7 s in fp32 (bf16 channels-last is ~1.3x faster per step), the full model (5,000 digits)
             # 12 s; two workers train 32 subsets in 117 s. With one training seed, one TRAK model and
             # 2 x 1 x 7 = 14 removal retrainings, all of notebook 09 (this study and the diffusion one
-            # below) took 921 s on a fresh clone (21 minutes without workers).
+            # below) took 921-1,041 s on fresh clones (two days of this shared VM; 21 minutes without
+            # workers).
             # Earlier, with 2 seeds, 2 TRAK models and 42 removal retrainings, this part alone took
             # ~18 minutes. The ridge is fixed a priori: on a two-seed run TRAK's LDS was
             # -0.03 at 1e-2 and 0.15 at >= 100 (where it becomes a projected-gradient dot product),

@@ -42,6 +42,9 @@ def test_source_notebooks_are_committed_without_outputs() -> None:
     for nb in NOTEBOOKS:
         cells = json.loads(nb.read_text())["cells"]
         assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), nb.name
+        # nbformat 4.5 cells carry ids; papermill warns on every run of a notebook without them.
+        ids = [c.get("id") for c in cells]
+        assert None not in ids and len(set(ids)) == len(ids), f"{nb.name}: every cell needs its own id"
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1 and "profile" in "".join(tagged[0]["source"]), f"{nb.name}: one parameters cell"
 

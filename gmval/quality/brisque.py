@@ -93,7 +93,7 @@ def brisque_scale_features(grey: torch.Tensor, window: torch.Tensor, table: Alph
               m[:, 1:, :-1] * m[:, :-1, 1:]]       # anti-diagonal
     feats = []
     for k, field in enumerate(fields):
-        left, right, r_norm = aggd_moments(field.reshape(field.shape[0], -1))
+        left, right, r_norm = aggd_moments([field.reshape(field.shape[0], -1)])
         # The package solves phi(alpha) = r with scipy's root finder; interpolating the
         # tabulated phi gives the same root to ~1e-7 without a per-image solver.
         alpha = table.interpolate(r_norm)

@@ -251,31 +251,81 @@ class AlphaTable:
         return torch.where(torch.isnan(r), r, alpha)
 
 
-def aggd_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row AGGD moment statistics of ``x`` (N, M), zeros counted on the right as both references do.
+#: Row elements summed in float32 before the blocks' float64 sum (:func:`row_sums`).
+SUM_BLOCK = 256
 
-    Maps stay in ``x``'s dtype (float32, as scikit-video's); sums accumulate in float64.
+
+def row_sums(x: torch.Tensor) -> torch.Tensor:
+    """Sums of the rows of ``x`` (N, M) as float64 (N,), the same whatever else is in the batch.
+
+    Summed in float32 over blocks of :data:`SUM_BLOCK` values, then in float64 over the
+    blocks: relative error ~1e-8, at a 27th of the time of ``sum(dtype=torch.float64)``,
+    which first copies the whole map to float64. A plain float32 row sum would be as fast,
+    but torch splits a long row between threads when the batch is small, so an image's sum
+    would depend on its batch.
+    """
+    n, m = x.shape
+    full = m - m % SUM_BLOCK
+    total = x.new_zeros(n, dtype=torch.float64)
+    if full:
+        total += x[:, :full].reshape(n, full // SUM_BLOCK, SUM_BLOCK).sum(2).sum(1, dtype=torch.float64)
+    if full < m:
+        total += x[:, full:].sum(1).double()
+    return total
+
+
+def aggd_moments(parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row AGGD moment statistics of the values of ``parts`` (N, M_i) taken together.
+
+    Zeros count on the right, as in both references. The statistics are sums, so a field
+    may come in disjoint pieces (see :func:`shifted_products`). Maps stay in their dtype
+    (float32, as scikit-video's); sums accumulate as in :func:`row_sums`.
 
     Returns:
         ``(left, right, r_norm)`` float64 (N,): root mean squares of the negative and of
         the non-negative values, and the asymmetry-corrected moment ratio that
         phi(alpha) must match (NaN where there is no non-negative energy).
     """
-    x2 = x * x
-    neg = x < 0
-    n_left = neg.sum(1, dtype=torch.float64)
-    n_right = x.shape[1] - n_left
-    s_all = x2.sum(1, dtype=torch.float64)
-    s_left = (x2 * neg).sum(1, dtype=torch.float64)
-    s_right = s_all - s_left
+    m = sum(x.shape[1] for x in parts)
+    n_left = s_left = s_right = s_abs = parts[0].new_zeros(parts[0].shape[0], dtype=torch.float64)
+    for x in parts:
+        # Each side is summed on its own, so that no sum is a difference of two (which would
+        # cancel where nearly every value is on one side).
+        neg, pos = x.clamp(max=0.0), x.clamp(min=0.0)
+        n_left = n_left + (x < 0).sum(1)
+        s_left = s_left + row_sums(neg * neg)
+        s_right = s_right + row_sums(pos * pos)
+        s_abs = s_abs + row_sums(pos) - row_sums(neg)
+    n_right = m - n_left
+    s_all = s_left + s_right
     left = (s_left / n_left.clamp_min(1)).sqrt()
     right = (s_right / n_right.clamp_min(1)).sqrt()
     gamma = left / right
-    r_hat = (x.abs().sum(1, dtype=torch.float64) / x.shape[1]).square() / (s_all / x.shape[1])
+    r_hat = (s_abs / m).square() / (s_all / m)
     r_norm = r_hat * ((gamma ** 3 + 1) * (gamma + 1)) / (gamma * gamma + 1).square()
     # Without positive energy the fit is undefined (skvideo would produce alpha = 0.2 from argmin over NaN).
     r_norm = torch.where(right > 0, r_norm, torch.nan)
     return left, right, r_norm
+
+
+def _wrap_segments(shift: int, size: int) -> list[tuple[slice, slice]]:
+    """(destination, source) index ranges of ``np.roll`` by ``shift`` in {-1, 0, 1} along a side of ``size``."""
+    if shift == 0:
+        return [(slice(0, size), slice(0, size))]
+    if shift == 1:
+        return [(slice(1, size), slice(0, size - 1)), (slice(0, 1), slice(size - 1, size))]
+    return [(slice(0, size - 1), slice(1, size)), (slice(size - 1, size), slice(0, 1))]
+
+
+def shifted_products(p: torch.Tensor, shift: tuple[int, int]) -> list[torch.Tensor]:
+    """``p * torch.roll(p, shift, dims=(1, 2))`` for patches ``p`` (N, P, P), as disjoint pieces (N, ·).
+
+    The pieces are the interior and the wrapped border, multiplied from slices of ``p``
+    rather than from a rolled copy of it; together they hold every product once.
+    """
+    n, h, w = p.shape
+    return [(p[:, dr, dc] * p[:, sr, sc]).reshape(n, -1)
+            for dr, sr in _wrap_segments(shift[0], h) for dc, sc in _wrap_segments(shift[1], w)]
 
 
 def blocks(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -299,14 +349,14 @@ def niqe_patch_features(m: torch.Tensor, patch: int, table: AlphaTable) -> torch
     p = blocks(m, patch)
     n_patches = p.shape[1]
     p = p.reshape(-1, patch, patch)
-    fields = [p,
-              p * torch.roll(p, 1, dims=2),            # horizontal neighbour
-              p * torch.roll(p, 1, dims=1),            # vertical
-              p * torch.roll(p, (1, 1), dims=(1, 2)),  # main diagonal
-              p * torch.roll(p, (1, -1), dims=(1, 2))]  # anti-diagonal
+    fields = [[p.reshape(p.shape[0], -1)],
+              shifted_products(p, (0, 1)),    # horizontal neighbour
+              shifted_products(p, (1, 0)),    # vertical
+              shifted_products(p, (1, 1)),    # main diagonal
+              shifted_products(p, (1, -1))]   # anti-diagonal
     feats = []
     for k, field in enumerate(fields):
-        left, right, r_norm = aggd_moments(field.reshape(field.shape[0], -1))
+        left, right, r_norm = aggd_moments(field)
         alpha = table.nearest(r_norm)
         ratio = torch.exp(0.5 * (torch.lgamma(1.0 / alpha) - torch.lgamma(3.0 / alpha)))
         bl, br = ratio * left, ratio * right
