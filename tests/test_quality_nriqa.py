@@ -23,9 +23,42 @@ from gmval.quality.niqe import (
     NIQEQuality,
     niqe_params,
     pil_bicubic_resize,
+    row_sums,
+    shifted_products,
     working_images,
     working_size,
 )
+
+# ---------------------------------------------------------------------------- building blocks
+
+
+@pytest.mark.parametrize("shift", [(0, 1), (1, 0), (1, 1), (1, -1)])
+def test_shifted_products_hold_every_rolled_product_once(shift: tuple[int, int]) -> None:
+    p = torch.randn(3, 7, 5, generator=torch.Generator().manual_seed(0))
+    pieces = torch.cat(shifted_products(p, shift), dim=1)
+    rolled = (p * torch.roll(p, shift, dims=(1, 2))).reshape(3, -1)
+    assert pieces.shape == rolled.shape
+    torch.testing.assert_close(pieces.sort(1).values, rolled.sort(1).values, rtol=0, atol=0)
+
+
+def test_row_sums_are_accurate_and_do_not_depend_on_the_batch() -> None:
+    # One 192 px NIQE map per row, as many as a batch holds: a plain float32 row sum is
+    # ~1e-7 off here and, on two threads, gives the first row another sum alone than in the batch.
+    x = torch.randn(64, 36_864, generator=torch.Generator().manual_seed(1)).square_()
+    exact = x.double().sum(1)
+    got = row_sums(x)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, exact, rtol=5e-8, atol=0)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            assert torch.equal(row_sums(x[:1]), got[:1]) and torch.equal(row_sums(x[5:8]), got[5:8])
+    finally:
+        torch.set_num_threads(threads)
+    for m in (100, 300):  # shorter than one block; one block and a tail
+        torch.testing.assert_close(row_sums(x[:, :m]), x[:, :m].double().sum(1), rtol=5e-7, atol=0)
+
 
 # ---------------------------------------------------------------------------- images
 
