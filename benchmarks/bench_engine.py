@@ -37,6 +37,7 @@ import pandas as pd
 from benchmarks.common import (
     RESULTS,
     HelpFormatter,
+    ResidentPeaks,
     machine_info,
     peak_rss_mb,
     pick_device,
@@ -89,7 +90,7 @@ QUICK = {"n_train": 1000, "n_generated": "50", "naive_subset": 2, "raw_images": 
 
 TABLE_COLUMNS = ["variant", "path", "n_train", "n_generated", "one_time_s", "per_sample_ms", "embed_generated_ms",
                  "recall_ms", "rerank_ms", "quality_ms", "non_encoder_ms_per_sample", "ratio_end_to_end_vs_raw",
-                 "naive_speedup", "topk_match", "peak_rss_mb", "note"]
+                 "naive_speedup", "topk_match", "peak_rss_mb", "peak_anon_mb", "note"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -135,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------- measurements
-def raw_encoder_throughput(cfg: dict[str, Any]) -> dict[str, Any]:
+def raw_encoder_throughput(cfg: dict[str, Any], memory: ResidentPeaks) -> dict[str, Any]:
     """Images/s of a bare forward of the recall network on pre-processed tensors.
 
     The same computation as the encoder (features, global average pool) without
@@ -159,7 +160,8 @@ def raw_encoder_throughput(cfg: dict[str, Any]) -> dict[str, Any]:
             enc.net.extract_features(x).mean(dim=(2, 3))
         _sync(device)
         elapsed = time.perf_counter() - start
-    return {"encoder_raw_img_per_s": n_batches * bs / elapsed, "precision": enc.precision, "peak_rss_mb": peak_rss_mb()}
+    return {"encoder_raw_img_per_s": n_batches * bs / elapsed, "precision": enc.precision, "peak_rss_mb": peak_rss_mb(),
+            **memory.peaks()}
 
 
 def _sync(device: str) -> None:
@@ -169,8 +171,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_variant(name: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """All rows of one variant: fast path at each generated-set size, then naive vs fast."""
+def run_variant(name: str, cfg: dict[str, Any], memory: ResidentPeaks) -> list[dict[str, Any]]:
+    """All rows of one variant: fast path at each generated-set size, then naive vs fast (peaks from ``memory``)."""
     variant = VARIANTS[name]
     base = {"variant": name, "distance": variant.distance, "distance_params": json.dumps(variant.distance_kwargs),
             "quality": variant.quality, "n_train": cfg["n_train"], "encoder": "efficientnet-lite0",
@@ -214,7 +216,7 @@ def run_variant(name: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     def measured(path: str, n: int, wall_s: float, timings: dict[str, float]) -> dict[str, Any]:
         row = {**base, "path": path, "n_generated": n, "per_sample_ms": 1e3 * wall_s / n,
                **{f"{s}_ms": 1e3 * timings.get(s, 0.0) / n for s in (*STAGES, *FORWARDS[1:])},
-               "peak_rss_mb": peak_rss_mb()}
+               "peak_rss_mb": peak_rss_mb(), **memory.peaks()}
         row["non_encoder_ms_per_sample"] = row["per_sample_ms"] - sum(row[f"{s}_ms"] for s in FORWARDS)
         if cuda:
             row["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -262,11 +264,11 @@ def run_task(task: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """
     with tempfile.TemporaryDirectory(prefix="gmval-bench-") as tmp:
         previous, tempfile.tempdir = tempfile.tempdir, tmp
+        memory = ResidentPeaks()
         try:
-            if task == "raw":
-                return [raw_encoder_throughput(cfg)]
-            return run_variant(task, cfg)
+            return [raw_encoder_throughput(cfg, memory)] if task == "raw" else run_variant(task, cfg, memory)
         finally:
+            memory.stop()
             tempfile.tempdir = previous
 
 
@@ -304,7 +306,7 @@ def finish_table(rows: list[dict[str, Any]], raw: dict[str, Any], machine: dict[
     first = ["variant", "path", "distance", "distance_params", "quality", "n_train", "n_generated", "one_time_s",
              "per_sample_ms", *[f"{s}_ms" for s in STAGES], "distance_features_ms", "non_encoder_ms_per_sample",
              "encoder_raw_img_per_s",
-             "ratio_end_to_end_vs_raw", "naive_speedup", "topk_match", "peak_rss_mb"]
+             "ratio_end_to_end_vs_raw", "naive_speedup", "topk_match", "peak_rss_mb", "peak_anon_mb", "peak_file_mb"]
     return df[[c for c in first if c in df] + [c for c in df if c not in first]]
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import resource
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,58 @@ def pick_device(requested: str) -> str:
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ResidentPeaks:
+    """Peaks of this process's anonymous and file-backed resident memory, sampled by a thread.
+
+    ``ru_maxrss`` counts pages of memory-mapped files (cached features) like any other; the
+    kernel can drop those and read them again, so the split says how much of a peak is
+    memory the run needs and how much is page cache it reads through a map. Linux only
+    (``/proc/self/status``); elsewhere the peaks stay NaN.
+
+    Args:
+        interval_s: seconds between samples; a peak shorter than this can be missed.
+    """
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        first = self.sample()
+        self.anon_mb, self.file_mb = first if first is not None else (float("nan"), float("nan"))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        if first is not None:
+            self._thread.start()
+
+    @staticmethod
+    def sample() -> tuple[float, float] | None:
+        """(RssAnon, RssFile + RssShmem) in MiB now, or None where /proc has no such fields."""
+        try:
+            fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+            kib = {k: int(fields[k].split()[0]) for k in ("RssAnon", "RssFile", "RssShmem")}
+        except (OSError, KeyError, ValueError):
+            return None
+        return kib["RssAnon"] / 1024, (kib["RssFile"] + kib["RssShmem"]) / 1024
+
+    def _update(self) -> None:
+        now = self.sample()
+        if now is not None:
+            self.anon_mb, self.file_mb = max(self.anon_mb, now[0]), max(self.file_mb, now[1])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._update()
+
+    def peaks(self) -> dict[str, float]:
+        """``{"peak_anon_mb", "peak_file_mb"}`` so far (NaN where they cannot be read)."""
+        self._update()
+        return {"peak_anon_mb": self.anon_mb, "peak_file_mb": self.file_mb}
+
+    def stop(self) -> None:
+        """End the sampling thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def rss_mb() -> float:

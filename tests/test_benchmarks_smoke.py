@@ -3,6 +3,7 @@ Algorithm 1 finds the same top-k contributors as the engine. No timing is assert
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from benchmarks import bench_engine, bench_scaling
 ENGINE_COLUMNS = {"variant", "path", "distance", "quality", "n_train", "n_generated", "one_time_s", "per_sample_ms",
                   "embed_generated_ms", "recall_ms", "rerank_ms", "quality_ms", "value_ms",
                   "non_encoder_ms_per_sample", "encoder_raw_img_per_s", "ratio_end_to_end_vs_raw", "naive_speedup",
-                  "topk_match", "values_max_abs_diff", "peak_rss_mb", "cpu_count", "torch_threads", "device", "note"}
+                  "topk_match", "values_max_abs_diff", "peak_rss_mb", "peak_anon_mb", "peak_file_mb", "cpu_count",
+                  "torch_threads", "device", "note"}
 SCALING_COLUMNS = {"n", "dim", "index", "build_s", "index_bytes", "index_bytes_method", "search_ms_per_query",
                    "recall_at_k", "exact_method", "peak_rss_mb", "cpu_count", "note"}
 TOY = ["--n-train", "300", "--n-generated", "12", "--naive-subset", "4", "--raw-images", "32", "--batch-size", "32"]
@@ -43,6 +45,9 @@ def _check_engine(out: Path, ran: set[str]) -> pd.DataFrame:
     fast = df[df["path"] == "fast"].dropna(subset=["per_sample_ms"])
     assert set(fast["n_generated"]) == {4, 12}
     assert (fast[["per_sample_ms", "one_time_s", "encoder_raw_img_per_s", "peak_rss_mb"]] > 0).all().all()
+    if sys.platform == "linux":  # /proc/self/status: each part of resident memory is within the getrusage peak
+        for part in ("peak_anon_mb", "peak_file_mb"):
+            assert (fast[part] > 0).all() and (fast[part] <= fast["peak_rss_mb"] + 1).all(), part
     return df
 
 
