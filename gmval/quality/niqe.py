@@ -310,6 +310,8 @@ def aggd_moments(parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
 
 def _wrap_segments(shift: int, size: int) -> list[tuple[slice, slice]]:
     """(destination, source) index ranges of ``np.roll`` by ``shift`` in {-1, 0, 1} along a side of ``size``."""
+    if shift not in (-1, 0, 1):
+        raise ValueError(f"shift must be -1, 0 or 1, got {shift}")
     if shift == 0:
         return [(slice(0, size), slice(0, size))]
     if shift == 1:
