@@ -66,6 +66,7 @@ class ResidentPeaks:
         first = self.sample()
         self.anon_mb, self.file_mb = first if first is not None else (float("nan"), float("nan"))
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # peaks() and the sampling thread both update the maxima
         self._thread = threading.Thread(target=self._run, daemon=True)
         if first is not None:
             self._thread.start()
@@ -83,7 +84,8 @@ class ResidentPeaks:
     def _update(self) -> None:
         now = self.sample()
         if now is not None:
-            self.anon_mb, self.file_mb = max(self.anon_mb, now[0]), max(self.file_mb, now[1])
+            with self._lock:
+                self.anon_mb, self.file_mb = max(self.anon_mb, now[0]), max(self.file_mb, now[1])
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -92,7 +94,8 @@ class ResidentPeaks:
     def peaks(self) -> dict[str, float]:
         """``{"peak_anon_mb", "peak_file_mb"}`` so far (NaN where they cannot be read)."""
         self._update()
-        return {"peak_anon_mb": self.anon_mb, "peak_file_mb": self.file_mb}
+        with self._lock:
+            return {"peak_anon_mb": self.anon_mb, "peak_file_mb": self.file_mb}
 
     def stop(self) -> None:
         """End the sampling thread."""

@@ -81,7 +81,7 @@ from gmval.images import ImageSet, to_float
 from gmval.models.training import TrainConfig, train_precision
 from gmval.models.vae import BetaVAE, VAEConfig, train_vae
 from gmval.parallel import resolve_workers, run_jobs
-from gmval.profiles import get_profile
+from gmval.profiles import profile_settings
 from gmval.store import ArtifactStore, artefact_key
 from gmval.valuator import ValuationResult
 
@@ -486,7 +486,7 @@ class SubsetTrainer:
         Raises:
             ValueError: if the profile has no entry ``key``.
         """
-        settings = get_profile(profile) if isinstance(profile, str) else profile
+        settings = profile_settings(profile)
         if key not in settings:
             raise ValueError(f"the profile has no counterfactual entry {key!r}")
         p = settings[key]

@@ -136,6 +136,7 @@ diffusion model, :class:`~gmval.counterfactual.DiffusionRecipe`): the keys of ``
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 # VAE-TracIn's objectives, which the paper follows: Bernoulli with β = 4 on MNIST,
@@ -587,3 +588,8 @@ def get_profile(name: str) -> dict[str, Any]:
         return copy.deepcopy(PROFILES[name])
     except KeyError:
         raise KeyError(f"unknown profile {name!r}; available: {', '.join(PROFILES)}") from None
+
+
+def profile_settings(profile: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The settings of ``profile``: :func:`get_profile` of a name, or a profile dict as given."""
+    return get_profile(profile) if isinstance(profile, str) else profile

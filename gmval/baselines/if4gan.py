@@ -100,7 +100,7 @@ from gmval.models.training import (
     step_generator,
     weights_digest,
 )
-from gmval.profiles import get_profile
+from gmval.profiles import profile_settings
 from gmval.store import ArtifactStore
 
 METRICS = ("log-is",)
@@ -442,7 +442,7 @@ class IF4GANResult:
 
 
 def _settings(profile: str | Mapping[str, Any]) -> dict[str, Any]:
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prof = profile_settings(profile)
     try:
         settings = dict(prof["baselines"]["if4gan"])
     except KeyError:

@@ -47,7 +47,7 @@ from gmval.models.generator import Generator
 from gmval.models.training import TrainConfig, train_precision
 from gmval.models.vae import VAEConfig, train_vae
 from gmval.parallel import resolve_workers, run_jobs
-from gmval.profiles import get_profile
+from gmval.profiles import profile_settings
 from gmval.store import ArtifactStore, artefact_key
 
 Profile = str | Mapping[str, Any]
@@ -105,7 +105,7 @@ class TrainingData:
 
 
 def _models(profile: Profile) -> dict[str, Any]:
-    return dict((get_profile(profile) if isinstance(profile, str) else profile)["models"])
+    return dict(profile_settings(profile)["models"])
 
 
 def _dirs(root: Path | None) -> tuple[Path, Path]:
@@ -118,9 +118,9 @@ def generator_names(profile: Profile = "default") -> list[str]:
     The motivation experiment's are the profile's ``motivation.generators`` (default the
     ``motivation-*`` pair), listed once when they are among the others.
     """
-    stand_in = _models(profile)["cifar10_stand_in"]
+    settings = profile_settings(profile)
+    stand_in = settings["models"]["cifar10_stand_in"]
     names = [f"mnist-{k}" for k in KINDS] + [f"{stand_in}-{k}" for k in KINDS]
-    settings = get_profile(profile) if isinstance(profile, str) else profile
     motivation = settings.get("motivation", {}).get("generators", ["motivation-gan", "motivation-diffusion"])
     return names + [n for n in motivation if n not in names] + ["noisy-mnist-gan"]
 
@@ -147,6 +147,11 @@ def dataset_of(name: str, profile: Profile = "default") -> str:
     return _spec(name).dataset or _models(profile)["cifar10_stand_in"]
 
 
+def _split_half_class(base: ImageSet, m: Mapping[str, Any]) -> tuple[ImageSet, ImageSet]:
+    """(X_v1, X_v2) of a ``half-class`` generator's capped split: the half it is trained without, and the other."""
+    return split_class(base, m["half_class"]["label"], seed=m["seed"])
+
+
 def training_data(name: str, profile: Profile = "default") -> TrainingData:
     """The training set of generator ``name`` (deterministic given the profile's seed)."""
     spec, m = _spec(name), _models(profile)
@@ -155,7 +160,7 @@ def training_data(name: str, profile: Profile = "default") -> TrainingData:
         # X_v1 (the first half of split_class) is kept out; X_v2 stays in. The rest of the
         # dataset stays in too: a GAN on 3,000 images of one class collapses within a CPU
         # budget, while samples of the class from a model of the whole dataset are good.
-        held_out, _ = split_class(base, m["half_class"]["label"], seed=m["seed"])
+        held_out, _ = _split_half_class(base, m)
         train = base.subset(np.flatnonzero(~np.isin(base.ids, held_out.ids)), name=f"{base.name}-without-half")
         return TrainingData(train=train)
     if spec.curation == "noisy":
@@ -188,7 +193,7 @@ def class_halves(name: str, profile: Profile = "default") -> tuple[ImageSet, Ima
     label, seed = m["half_class"]["label"], m["seed"]
     split = load_split(dataset_of(name, profile), "train")
     if spec.curation == "half-class":
-        return split_class(_capped(split, m["train_images"], seed), label, seed=seed)
+        return _split_half_class(_capped(split, m["train_images"], seed), m)
     if spec.curation != "full":
         raise ValueError(f"{name}: class_halves needs a generator of the plain training split, not a {spec.curation!r} one")
     assert split.labels is not None
