@@ -22,7 +22,9 @@ training set; ``None`` for an image count means "all of them".
   one per CPU without a GPU, one with a GPU; :mod:`gmval.parallel`).
 * ``classifier`` / ``vae`` / ``gan`` / ``diffusion``: per-model training settings; an optional
   ``precision`` (``"fp32"``, the default, ``"bf16"`` or ``"auto"``: bf16 where the hardware has
-  bf16 matrix units) is resolved on the training device and is part of the model's key.
+  bf16 matrix units) is resolved on the training device and is part of the model's key;
+  ``diffusion.sampling_precision`` (the same values, default ``"fp32"``) is the UNet's precision
+  when the zoo samples, part of the samples' key.
 
 ``c2`` keys (notebook 03, the identical-attributes test on measured digit attributes):
 
@@ -268,7 +270,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "diffusion": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "block_out_channels": [8, 16, 16],
                           "attention": [False, False, False], "layers_per_block": 1, "norm_groups": 8,
                           "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.9,
-                          "p_uncond": 0.1, "sampling_steps": 4, "guidance_scale": 2.0},
+                          "p_uncond": 0.1, "sampling_steps": 4, "guidance_scale": 2.0,
+                          "sampling_precision": "auto"},
         },
     },
     "default": {
@@ -361,8 +364,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             # 6-7 s in fp32 (bf16 channels-last is ~1.3x faster per step), the full model (5,000 digits)
             # 12 s; two workers train 32 subsets in 117 s. With one training seed, one TRAK model and
             # 2 x 1 x 7 = 14 removal retrainings, all of notebook 09 (this study and the diffusion one
-            # below) took 921-1,041 s on fresh clones (two days of this shared VM; 21 minutes without
-            # workers).
+            # below) took 921-1,098 s on fresh clones (three days of this shared VM; 21 minutes without
+            # workers); the 14 retrainings took 114-125 s.
             # Earlier, with 2 seeds, 2 TRAK models and 42 removal retrainings, this part alone took
             # ~18 minutes. The ridge is fixed a priori: on a two-seed run TRAK's LDS was
             # -0.03 at 1e-2 and 0.15 at >= 100 (where it becomes a projected-gradient dot product),
@@ -379,17 +382,18 @@ PROFILES: dict[str, dict[str, Any]] = {
             "pixel_k": 100,
             "tracin": {"draws": 4, "snapshots": 3, "train_subset": None, "chunk_size": 128},
             "trak": {"models": 1, "projection_dim": 1024, "ridge": 1e-2, "draws": 4, "seed": 0, "chunk_size": 128},
-            # Every method family of the LDS table (realism twins give the same top-k): 6 methods
-            # x 2 samples x 1 k = 12 retrainings plus 2 random.
+            # One method per family, as in the paper profile (the LDS table compares every
+            # GMValuator variant; on two samples their removal effects did not differ: 0.60, 0.74 and
+            # -0.25 for none, l2 and effnet-features, against 2.96 for TRAK and -2.42 for random):
+            # 4 methods x 2 samples x 1 k = 8 retrainings plus 2 random.
             "removal": {"n_samples": 2, "ks": [100],
-                        "methods": ["GMValuator (none)", "GMValuator (l2)", "GMValuator (effnet-features)",
-                                    "pixel top-k", "VAE-TracIn", "TRAK"]},
+                        "methods": ["GMValuator (none)", "pixel top-k", "VAE-TracIn", "TRAK"]},
         },
         "counterfactual_diffusion": {
             # Measured on 2 quiet CPU cores: one subset model (500 digits, 10 epochs of batch 32 =
             # 150 steps of an (8, 16, 16) UNet) takes 16 s (29-31 CPU-s), the full model (1,000
             # digits) 28 s. 32 subsets x 1 seed = 517 s (305 s on two workers), TRAK (1,100 gradients x
-            # 10 timesteps) 36 s, removal 1 x 1 x (5 methods + random) = 6 retrainings ~2 minutes. A
+            # 10 timesteps) 36 s, removal 1 x 1 x (5 methods + random) = 6 retrainings 134-150 s. A
             # second training seed would add ~9 minutes, so default uses one (no seed agreement).
             # The full model (310 steps) draws noisy but readable digits: the zoo's MNIST classifier
             # puts 70% of 100 samples in the class they were asked for.
@@ -407,9 +411,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "pixel_k": 100,
             "trak": {"models": 1, "projection_dim": 1024, "ridge": 1e-2, "timesteps": 10, "draws": 1, "seed": 0,
                      "chunk_size": 32},
-            "removal": {"n_samples": 1, "ks": [100],
-                        "methods": ["GMValuator (none)", "GMValuator (l2)", "GMValuator (effnet-features)",
-                                    "pixel top-k", "TRAK"]},
+            # One method per family, as in the paper profile: 3 retrainings plus 1 random.
+            "removal": {"n_samples": 1, "ks": [100], "methods": ["GMValuator (none)", "pixel top-k", "TRAK"]},
         },
         "models": {
             "seed": 0,
@@ -433,7 +436,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "diffusion": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "block_out_channels": [16, 32, 32],
                           "attention": [False, False, True], "layers_per_block": 1, "norm_groups": 8,
                           "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.995,
-                          "p_uncond": 0.1, "sampling_steps": 25, "guidance_scale": 2.0},
+                          "p_uncond": 0.1, "sampling_steps": 25, "guidance_scale": 2.0,
+                          "sampling_precision": "auto"},
         },
     },
     "paper": {

@@ -224,6 +224,13 @@ def test_conditional_diffusion_samples_requested_classes(tiny: ImageSet, tmp_pat
     assert a.shape == (5, 1, 8, 8)
     assert torch.equal(a, model.generate(5, seed=2, labels=labels, batch_size=2))
     assert not torch.equal(a, model.generate(5, seed=2, labels=np.array([0, 0, 0, 0, 0])))
+    # fp32 is the default; a bf16 UNet moves the pixels a little, not the images.
+    assert torch.equal(a, model.generate(5, seed=2, labels=labels, precision="fp32"))
+    bf16 = model.generate(5, seed=2, labels=labels, precision="bf16")
+    assert bf16.dtype == torch.uint8 and not torch.equal(bf16, a)
+    assert np.corrcoef(bf16.flatten().numpy(), a.flatten().numpy())[0, 1] > 0.95
+    with pytest.raises(ValueError, match="precision"):
+        model.generate(5, seed=2, labels=labels, precision="fp16")
     with pytest.raises(ValueError, match="conditional"):
         model.generate(5, seed=2)
     with pytest.raises(ValueError, match="0..9"):
@@ -308,6 +315,17 @@ def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Pat
 
     diff = zoo.sample("mnist-diffusion", 12, seed=0, profile=digits_zoo, root=tmp_path, progress=False)
     np.testing.assert_array_equal(diff.labels, np.arange(12) % 10)
+    # The sampling precision keys the samples, not the model.
+    def sampled_in(precision: str) -> dict[str, Any]:
+        return {"models": {**digits_zoo["models"],
+                           "diffusion": {**digits_zoo["models"]["diffusion"], "sampling_precision": precision}}}
+    diffusion_folder = zoo.generator_folder("mnist-diffusion", digits_zoo, tmp_path)
+    assert all(zoo.generator_folder("mnist-diffusion", sampled_in(p), tmp_path) == diffusion_folder
+               for p in ("fp32", "bf16"))
+    fp32, bf16 = (zoo.sample("mnist-diffusion", 12, seed=0, profile=sampled_in(p), root=tmp_path, progress=False)
+                  for p in ("fp32", "bf16"))
+    assert not torch.equal(fp32.images, bf16.images)
+    assert len(list((tmp_path / "cache" / "samples").glob("mnist-diffusion-samples-*"))) >= 2
 
     # Cached: no generator is built again, and the images are the same bytes.
     get_generator = zoo.get_generator
