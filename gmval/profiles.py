@@ -594,6 +594,10 @@ def get_profile(name: str) -> dict[str, Any]:
         raise KeyError(f"unknown profile {name!r}; available: {', '.join(PROFILES)}") from None
 
 
-def profile_settings(profile: str | Mapping[str, Any]) -> Mapping[str, Any]:
+#: A profile name (a key of :data:`PROFILES`) or a profile dict of the same shape.
+Profile = str | Mapping[str, Any]
+
+
+def profile_settings(profile: Profile) -> Mapping[str, Any]:
     """The settings of ``profile``: :func:`get_profile` of a name, or a profile dict as given."""
     return get_profile(profile) if isinstance(profile, str) else profile

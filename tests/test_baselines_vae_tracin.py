@@ -202,3 +202,7 @@ def test_profiles_define_the_settings(run: Path) -> None:
     assert paper["projection_dim"] is None
     ci = VAETracIn.from_profile(run, "ci", cache_dir=None, progress=False)
     assert (ci.draws, ci.train_subset, [s for s, _ in ci.used]) == (4, 200, [24])
+    # A profile dict works as a name does (the zoo's functions take either).
+    edited = {**PROFILES["ci"], "baselines": {**PROFILES["ci"]["baselines"],
+                                              "vae_tracin": {**PROFILES["ci"]["baselines"]["vae_tracin"], "draws": 2}}}
+    assert VAETracIn.from_profile(run, edited, cache_dir=None, progress=False).draws == 2

@@ -79,7 +79,7 @@ from gmval.data import subsample
 from gmval.images import ImageSet, as_imageset, to_float
 from gmval.models.training import PARAMS, default_device, list_snapshots, load_weights
 from gmval.models.vae import BetaVAE, VAEConfig
-from gmval.profiles import get_profile
+from gmval.profiles import Profile, profile_settings
 from gmval.stages import TimedStages
 from gmval.store import ArtifactStore, atomic_write_bytes
 from gmval.valuator import ValuationResult
@@ -348,7 +348,7 @@ class VAETracIn(TimedStages):
             a β-VAE run or has no snapshots.
     """
 
-    def __init__(self, model: str | Path, profile: str = "default", *, draws: int = 16, loss: str = "elbo",
+    def __init__(self, model: str | Path, profile: Profile = "default", *, draws: int = 16, loss: str = "elbo",
                  projection_dim: int | None = None, snapshots: int | None = None,
                  train_subset: int | None = None, seed: int = 0, chunk_size: int = 128,
                  cache_dir: str | Path | None = paths.CACHE, device: str | torch.device | None = None,
@@ -381,13 +381,13 @@ class VAETracIn(TimedStages):
         self.timings: dict[str, float] = {}
 
     @classmethod
-    def from_profile(cls, model: str | Path, profile: str = "default", **overrides: Any) -> VAETracIn:
-        """The settings of ``profile["baselines"]["vae_tracin"]``, with ``overrides`` on top."""
-        settings = {**get_profile(profile)["baselines"]["vae_tracin"], **overrides}
+    def from_profile(cls, model: str | Path, profile: Profile = "default", **overrides: Any) -> VAETracIn:
+        """The settings of ``profile["baselines"]["vae_tracin"]`` (a name or a dict), with ``overrides`` on top."""
+        settings = {**profile_settings(profile)["baselines"]["vae_tracin"], **overrides}
         return cls(model, profile, **settings)
 
     @staticmethod
-    def _resolve(model: str | Path, profile: str, root: Path | None, progress: bool) -> Path:
+    def _resolve(model: str | Path, profile: Profile, root: Path | None, progress: bool) -> Path:
         from gmval.models import zoo
 
         if isinstance(model, str) and model in zoo.GENERATORS:

@@ -48,10 +48,8 @@ from gmval.models.training import TrainConfig, default_device, train_precision
 from gmval.models.vae import VAEConfig, train_vae
 from gmval.parallel import resolve_workers, run_jobs
 from gmval.precision import resolve_precision
-from gmval.profiles import profile_settings
+from gmval.profiles import Profile, profile_settings
 from gmval.store import ArtifactStore, artefact_key
-
-Profile = str | Mapping[str, Any]
 
 KINDS = ("vae", "gan", "diffusion")
 LABELLED_DATASETS = ("mnist", "fashion-mnist", "cifar10")
