@@ -18,7 +18,7 @@ ENGINE_COLUMNS = {"variant", "path", "distance", "quality", "n_train", "n_genera
                   "topk_match", "values_max_abs_diff", "peak_rss_mb", "peak_anon_mb", "peak_file_mb", "cpu_count",
                   "torch_threads", "device", "note"}
 SCALING_COLUMNS = {"n", "dim", "index", "build_s", "index_bytes", "index_bytes_method", "search_ms_per_query",
-                   "recall_at_k", "exact_method", "peak_rss_mb", "cpu_count", "note"}
+                   "recall_at_k", "exact_method", "peak_rss_mb", "cpu_count", "note", "latent_dim", "intrinsic_dim"}
 TOY = ["--n-train", "300", "--n-generated", "12", "--naive-subset", "4", "--raw-images", "32", "--batch-size", "32"]
 
 
@@ -82,6 +82,19 @@ def test_scaling_exact_paths_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert 0.0 < a.loc["ivfpq", "recall_at_k"] <= 1.0
     assert a.loc["ivfpq", "recall_at_k"] == b.loc["ivfpq", "recall_at_k"]
     assert a.loc["flat", "index_bytes"] == b.loc["flat", "index_bytes"] == 10_000 * 128 * 4
+
+
+def test_intrinsic_dimension_recovers_known_dimensions() -> None:
+    rng = np.random.default_rng(0)
+    for d in (3, 8):
+        x = rng.standard_normal((5000, d)) @ rng.standard_normal((d, 128))  # a d-dim subspace of R^128
+        assert bench_scaling.intrinsic_dimension(x, queries=300) == pytest.approx(d, rel=0.25)
+    # The mixture's within-component rank is what sets it.
+    low, high = (bench_scaling.intrinsic_dimension(
+        bench_scaling.Mixture(128, latent_dim=r).sample(5000, np.random.default_rng(0)), queries=300) for r in (4, 32))
+    assert low < high
+    with pytest.raises(ValueError, match="more than k"):
+        bench_scaling.intrinsic_dimension(x[:20])
 
 
 def test_scaling_skips_what_does_not_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
