@@ -81,7 +81,7 @@ from gmval.images import ImageSet, to_float
 from gmval.models.training import TrainConfig, train_precision
 from gmval.models.vae import BetaVAE, VAEConfig, train_vae
 from gmval.parallel import resolve_workers, run_jobs
-from gmval.profiles import profile_settings
+from gmval.profiles import Profile, profile_settings
 from gmval.store import ArtifactStore, artefact_key
 from gmval.valuator import ValuationResult
 
@@ -470,7 +470,7 @@ class SubsetTrainer:
                              f"{self.recipe.batch_size}")
 
     @classmethod
-    def from_profile(cls, profile: str | Mapping[str, Any] = "default", key: str = "counterfactual",
+    def from_profile(cls, profile: Profile = "default", key: str = "counterfactual",
                      root: Path | None = None, progress: bool = False) -> SubsetTrainer:
         """The recipe and training set of ``profile[key]``.
 

@@ -363,9 +363,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             # Measured on 2 quiet CPU cores: one subset model (2,500 digits, 6 epochs, batch 64) takes
             # 6-7 s in fp32 (bf16 channels-last is ~1.3x faster per step), the full model (5,000 digits)
             # 12 s; two workers train 32 subsets in 117 s. With one training seed, one TRAK model and
-            # 2 x 1 x 7 = 14 removal retrainings, all of notebook 09 (this study and the diffusion one
-            # below) took 921-1,098 s on fresh clones (three days of this shared VM; 21 minutes without
-            # workers); the 14 retrainings took 114-125 s.
+            # the removal lists below (10 retrainings here, 4 in the diffusion study), all of notebook 09
+            # took 987 s on a fresh clone; with 14 and 6 removal retrainings it took 921-1,098 s (three
+            # days of this shared VM; 21 minutes without workers), the 14 retrainings 114-125 s, now 84 s.
             # Earlier, with 2 seeds, 2 TRAK models and 42 removal retrainings, this part alone took
             # ~18 minutes. The ridge is fixed a priori: on a two-seed run TRAK's LDS was
             # -0.03 at 1e-2 and 0.15 at >= 100 (where it becomes a projected-gradient dot product),
@@ -393,7 +393,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             # Measured on 2 quiet CPU cores: one subset model (500 digits, 10 epochs of batch 32 =
             # 150 steps of an (8, 16, 16) UNet) takes 16 s (29-31 CPU-s), the full model (1,000
             # digits) 28 s. 32 subsets x 1 seed = 517 s (305 s on two workers), TRAK (1,100 gradients x
-            # 10 timesteps) 36 s, removal 1 x 1 x (5 methods + random) = 6 retrainings 134-150 s. A
+            # 10 timesteps) 36 s, removal 1 x 1 x (3 methods + random) = 4 retrainings 99 s (6 took 134-150 s). A
             # second training seed would add ~9 minutes, so default uses one (no seed agreement).
             # The full model (310 steps) draws noisy but readable digits: the zoo's MNIST classifier
             # puts 70% of 100 samples in the class they were asked for.

@@ -73,7 +73,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ from gmval.models.training import (
     step_generator,
     weights_digest,
 )
-from gmval.profiles import profile_settings
+from gmval.profiles import Profile, profile_settings
 from gmval.store import ArtifactStore
 
 METRICS = ("log-is",)
@@ -441,7 +441,7 @@ class IF4GANResult:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _settings(profile: str | Mapping[str, Any]) -> dict[str, Any]:
+def _settings(profile: Profile) -> dict[str, Any]:
     prof = profile_settings(profile)
     try:
         settings = dict(prof["baselines"]["if4gan"])
@@ -468,7 +468,7 @@ def _values_table(data: ImageSet, delta: np.ndarray, n_traced: np.ndarray, large
     return pd.DataFrame(table | {"delta": delta, "n_traced": n_traced, "value": value, "rank": ranks})
 
 
-def if4gan_values(name: str = "noisy-mnist-gan", profile: str | Mapping[str, Any] = "default",
+def if4gan_values(name: str = "noisy-mnist-gan", profile: Profile = "default",
                   root: Path | None = None, progress: bool = True) -> IF4GANResult:
     """IF4GAN values of zoo GAN ``name``'s training images, cached by every parameter.
 
