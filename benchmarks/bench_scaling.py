@@ -36,7 +36,7 @@ from benchmarks.common import RESULTS, HelpFormatter, available_bytes, machine_i
 FULL = {"min_n": 1e4, "max_n": 1e7, "dim": None, "n_queries": 300, "m": 64, "train_samples": 100_000}
 QUICK = {"min_n": 1e3, "max_n": 1e4, "dim": 128, "n_queries": 100, "m": 16, "train_samples": 5000}
 
-TABLE_COLUMNS = ["n", "index", "build_s", "index_mb", "index_bytes_method", "search_ms_per_query",
+TABLE_COLUMNS = ["n", "index", "nprobe", "build_s", "index_mb", "index_bytes_method", "search_ms_per_query",
                  "recall_at_k", "exact_method", "note"]
 
 
@@ -129,7 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--m", type=int, help="PQ sub-quantisers (default 64; quick 16)")
     p.add_argument("--nbits", type=int, default=8, help="bits per PQ code")
     p.add_argument("--nlist", type=int, default=None, help="IVF cells (default: gmval's 4*sqrt(n))")
-    p.add_argument("--nprobe", type=int, default=32, help="IVF cells visited per query")
+    p.add_argument("--nprobe", type=_int_list, default=[32],
+                   help="IVF cells visited per query; a comma-separated list searches one build at each (one row each)")
     p.add_argument("--coarse", default="flat", choices=["flat", "hnsw"], help="IVF coarse quantiser")
     p.add_argument("--refine", type=int, default=0,
                    help="re-rank refine*k PQ candidates by exact distances on float16 copies (0: off)")
@@ -154,6 +155,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
 def sizes(min_n: float, max_n: float) -> list[int]:
     """Powers of ten from ``min_n`` to ``max_n`` (both rounded to a power of ten)."""
     return [10 ** e for e in range(round(math.log10(min_n)), round(math.log10(max_n)) + 1)]
@@ -173,7 +184,7 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
 
     d, k = args.dim, min(args.k, n)
     nlist = args.nlist or max(1, int(4 * math.sqrt(n)))
-    cfg = RecallConfig("ivfpq", m=args.m, nbits=args.nbits, nlist=nlist, nprobe=args.nprobe,
+    cfg = RecallConfig("ivfpq", m=args.m, nbits=args.nbits, nlist=nlist, nprobe=args.nprobe[0],
                        coarse=args.coarse, refine=args.refine,
                        train_samples=args.train_samples, seed=args.seed)
     budget = int(args.memory_fraction * available_bytes())
@@ -186,13 +197,14 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
     train_rows = min(n, args.chunk, args.train_samples)
     if train_rows < nlist:
         note = f"skipped: {train_rows} training vectors for {nlist} IVF cells"
-        print(f"[bench_scaling] n={n}: {note}", file=sys.stderr)
-        return [{**flat_row, "note": note}, {**pq_row, "note": note}]
-    if pq_plan + working > budget:
+    elif pq_plan + working > budget:
         note = (f"skipped: IVF-PQ needs ~{(pq_plan + working) / 2**30:.1f} GiB, budget "
                 f"{budget / 2**30:.1f} GiB")
+    else:
+        note = ""
+    if note:
         print(f"[bench_scaling] n={n}: {note}", file=sys.stderr)
-        return [{**flat_row, "note": note}, {**pq_row, "note": note}]
+        return [{**flat_row, "note": note}, *({**pq_row, "nprobe": p, "note": note} for p in args.nprobe)]
     keep_flat = flat_bytes + pq_plan + working <= budget
     if not keep_flat:
         print(f"[bench_scaling] n={n}: a flat index ({flat_bytes / 2**30:.1f} GiB) does not fit the budget "
@@ -225,9 +237,14 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
         start = time.perf_counter()
     assert ivf is not None
 
-    t0 = time.perf_counter()
-    approx = ivf.search(queries, k)[1]
-    pq_search = time.perf_counter() - t0
+    approx: dict[int, tuple[np.ndarray, float] | str] = {}
+    for nprobe in args.nprobe:
+        ivf.set_nprobe(nprobe)
+        t0 = time.perf_counter()
+        try:
+            approx[nprobe] = (ivf.search(queries, k)[1], time.perf_counter() - t0)
+        except ValueError as err:  # too few cells visited to find k neighbours: a row that says so
+            approx[nprobe] = f"not measured: {err}"
     if keep_flat:
         assert flat is not None
         t0 = time.perf_counter()
@@ -243,9 +260,10 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
                  "search_ms_per_query": 1e3 * exact_search / nq,
                  "note": "" if keep_flat else "not built: memory computed, search time of the brute-force pass"}
     pq_row |= {**common, "build_s": timer["ivf_build"], "index_bytes": serialized_bytes(ivf.index),
-               "index_bytes_method": "serialized", "search_ms_per_query": 1e3 * pq_search / nq,
-               "recall_at_k": recall_at_k(approx, exact), "note": ""}
-    return [flat_row, pq_row]
+               "index_bytes_method": "serialized", "note": ""}
+    return [flat_row, *({**pq_row, "nprobe": p, "note": found} if isinstance(found, str) else
+                        {**pq_row, "nprobe": p, "search_ms_per_query": 1e3 * found[1] / nq,
+                         "recall_at_k": recall_at_k(found[0], exact)} for p, found in approx.items())]
 
 
 def serialized_bytes(index: Any) -> int:
@@ -286,9 +304,9 @@ def plot(df: pd.DataFrame, png: Path) -> None:
     panels = [("build_s", "build (s)"), ("index_mb", "index memory (MiB)"),
               ("search_ms_per_query", "search (ms / query)"), ("recall_at_k", "recall@k vs exact")]
     for ax, (col, label) in zip(axes, panels, strict=True):
-        for name, grp in df.groupby("index"):
+        for (name, nprobe), grp in df.groupby(["index", "nprobe"], dropna=False):
             grp = grp.dropna(subset=[col])
-            ax.plot(grp["n"], grp[col], "o-", label=name)
+            ax.plot(grp["n"], grp[col], "o-", label=name if pd.isna(nprobe) else f"{name} nprobe {nprobe:.0f}")
         ax.set_xscale("log")
         if col != "recall_at_k":
             ax.set_yscale("log")

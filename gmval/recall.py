@@ -12,7 +12,7 @@ they return.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -277,6 +277,25 @@ class RecallIndex:
         self.index = index
         return self
 
+    def set_nprobe(self, nprobe: int) -> RecallIndex:
+        """Visit ``nprobe`` IVF cells per query from now on, without rebuilding (the index is
+        the same for every nprobe, so a recall/time trade-off is measured on one build).
+
+        Raises:
+            ValueError: if the index is not an IVF index, or ``nprobe`` < 1.
+        """
+        import faiss
+
+        if self.config.index != "ivfpq":
+            raise ValueError(f"nprobe applies to an ivfpq index, not {self.config.index!r}")
+        if nprobe < 1:
+            raise ValueError(f"nprobe must be >= 1, got {nprobe}")
+        self.config = replace(self.config, nprobe=nprobe)
+        if self.index is not None:
+            ivf = faiss.extract_index_ivf(self.index)
+            ivf.nprobe = min(nprobe, ivf.nlist)
+        return self
+
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
@@ -314,8 +333,7 @@ class RecallIndex:
         obj = cls(config)
         obj.index = faiss.read_index(str(path))
         if config.index == "ivfpq":
-            ivf = faiss.extract_index_ivf(obj.index)
-            ivf.nprobe = min(config.nprobe, ivf.nlist)
+            obj.set_nprobe(config.nprobe)
         return obj
 
 

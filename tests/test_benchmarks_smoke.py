@@ -84,6 +84,18 @@ def test_scaling_exact_paths_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert a.loc["flat", "index_bytes"] == b.loc["flat", "index_bytes"] == 10_000 * 128 * 4
 
 
+def test_scaling_searches_one_build_at_each_nprobe(tmp_path: Path) -> None:
+    # 400 cells of ~25 vectors: one cell cannot hold a query's 100 neighbours
+    df = bench_scaling.main(["--quick", "--min-n", "1e4", "--max-n", "1e4", "--nprobe", "1,16,400",
+                             "--out", str(tmp_path / "s.csv")])
+    pq = df[df["index"] == "ivfpq"].set_index("nprobe")
+    assert list(pq.index) == [1, 16, 400] and pq["build_s"].nunique() == 1
+    assert pq.loc[1, "note"].startswith("not measured") and np.isnan(pq.loc[1, "recall_at_k"])
+    assert pq.loc[16, "recall_at_k"] < pq.loc[400, "recall_at_k"] <= 1.0
+    with pytest.raises(SystemExit):
+        bench_scaling.parse_args(["--nprobe", "8,0"])
+
+
 def test_intrinsic_dimension_recovers_known_dimensions() -> None:
     rng = np.random.default_rng(0)
     for d in (3, 8):

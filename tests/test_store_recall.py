@@ -217,6 +217,23 @@ def test_ivfpq_variants_recall_and_round_trip(spec: dict, tmp_path) -> None:
         RecallConfig.parse({"index": "ivfpq", "coarse": "lsh"})
 
 
+def test_set_nprobe_retunes_a_built_index() -> None:
+    x, q = _clustered(3000, 32), _clustered(50, 32, seed=1)
+    exact = RecallIndex(RecallConfig("flat")).build(x).search(q, 20)[1]
+    ivf = RecallIndex(RecallConfig("ivfpq", m=16, nbits=8, nlist=64, nprobe=4)).build(x)
+    narrow = recall_at_k(ivf.search(q, 20)[1], exact)
+    wide = recall_at_k(ivf.set_nprobe(64).search(q, 20)[1], exact)
+    assert ivf.config.nprobe == 64 and ivf.params()["nprobe"] == 64
+    # every cell visited: only PQ's approximation is left
+    assert wide == recall_at_k(RecallIndex(RecallConfig("ivfpq", m=16, nbits=8, nlist=64, nprobe=64))
+                               .build(x).search(q, 20)[1], exact)
+    assert narrow < wide
+    with pytest.raises(ValueError, match="nprobe must be"):
+        ivf.set_nprobe(0)
+    with pytest.raises(ValueError, match="ivfpq index"):
+        RecallIndex(RecallConfig("flat")).build(x).set_nprobe(4)
+
+
 def test_bf16_selection_only_screens_and_its_setting_keys_the_index() -> None:
     x, q = _clustered(3000, 64), _clustered(80, 64, seed=4)
     fp32 = ExactIndex(64, device="cpu", precision="fp32")
