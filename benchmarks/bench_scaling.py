@@ -237,14 +237,6 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
         start = time.perf_counter()
     assert ivf is not None
 
-    approx: dict[int, tuple[np.ndarray, float] | str] = {}
-    for nprobe in args.nprobe:
-        ivf.set_nprobe(nprobe)
-        t0 = time.perf_counter()
-        try:
-            approx[nprobe] = (ivf.search(queries, k)[1], time.perf_counter() - t0)
-        except ValueError as err:  # too few cells visited to find k neighbours: a row that says so
-            approx[nprobe] = f"not measured: {err}"
     if keep_flat:
         assert flat is not None
         t0 = time.perf_counter()
@@ -261,9 +253,18 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
                  "note": "" if keep_flat else "not built: memory computed, search time of the brute-force pass"}
     pq_row |= {**common, "build_s": timer["ivf_build"], "index_bytes": serialized_bytes(ivf.index),
                "index_bytes_method": "serialized", "note": ""}
-    return [flat_row, *({**pq_row, "nprobe": p, "note": found} if isinstance(found, str) else
-                        {**pq_row, "nprobe": p, "search_ms_per_query": 1e3 * found[1] / nq,
-                         "recall_at_k": recall_at_k(found[0], exact)} for p, found in approx.items())]
+    rows = [flat_row]
+    for nprobe in args.nprobe:
+        ivf.set_nprobe(nprobe)
+        t0 = time.perf_counter()
+        try:
+            approx = ivf.search(queries, k)[1]
+        except ValueError as err:  # too few cells visited to find k neighbours: a row that says so
+            rows.append({**pq_row, **ivf.params(), "note": f"not measured: {err}"})
+            continue
+        rows.append({**pq_row, **ivf.params(), "search_ms_per_query": 1e3 * (time.perf_counter() - t0) / nq,
+                     "recall_at_k": recall_at_k(approx, exact)})
+    return rows
 
 
 def serialized_bytes(index: Any) -> int:
