@@ -42,12 +42,26 @@ VPY=.venv/bin/python
 # worker's).
 unset PYTHONDONTWRITEBYTECODE
 if ! "$VPY" -c "import gmval, torch, papermill, pytest" 2>/dev/null; then
-  "$VPY" -m pip install -q --upgrade pip
+  # uv installs the same pinned set in 36 s where pip took 87 s (measured here, fresh venvs,
+  # same versions); pip stays the fallback. uv reads no pip configuration, so the machine's
+  # extra indexes, find-links and constraints (a local wheel mirror, a version cap) are passed
+  # on, and pip's rule of taking the best version across all indexes with them.
+  if "$VPY" -m pip install -q uv 2>/dev/null; then
+    install=("$VPY" -m uv pip install -q --python "$VPY" --index-strategy unsafe-best-match)
+    while IFS= read -r line; do
+      key=${line#*.}; key=${key%%=*}; value=${line#*=\'}; value=${value%\'}
+      case "$key" in
+        extra-index-url|find-links|constraint) for v in $value; do install+=("--$key" "$v"); done ;;
+      esac
+    done < <("$VPY" -m pip config list 2>/dev/null)
+  else
+    # --no-compile: byte-compiling every installed module took 66 of pip's 176 install seconds;
+    # Python compiles (and caches, see above) the ~5,000 modules a run imports on first import.
+    install=("$VPY" -m pip install -q --no-compile)
+  fi
   # torch first and pinned: other packages' loose torch requirements must not pull another build.
-  # --no-compile: byte-compiling every installed module took 66 of the 176 install seconds here;
-  # Python compiles (and caches, see above) the ~5,000 modules a run imports when it first imports them.
-  "$VPY" -m pip install -q --no-compile "torch==2.14.1" "torchvision==0.29.1"
-  "$VPY" -m pip install -q --no-compile -e ".[test]"
+  "${install[@]}" "torch==2.14.1" "torchvision==0.29.1"
+  "${install[@]}" -e ".[test]"
   # Compiles (once) what every notebook, worker and test imports; the rest compiles on first use.
   "$VPY" -c "import gmval.valuator, gmval.models.zoo, gmval.counterfactual, gmval.baselines, papermill, ipykernel.kernelapp"
 fi
