@@ -1,4 +1,4 @@
-"""Recall-index scaling: exact search (gmval's flat `ExactIndex`) against IVF-PQ from 10^4 to 10^7 vectors.
+"""Recall-index scaling: exact search (gmval's flat `ExactIndex`) against IVF-PQ and HNSW from 10^4 to 10^7 vectors.
 
 Vectors are synthetic, float32, L2-normalised like the encoder's embeddings, of the
 encoder's dimension (1280 for EfficientNet-Lite0's pooled features), drawn from a
@@ -7,11 +7,15 @@ nearest neighbours are structured (as real embeddings are) and recall@K means so
 
 Vectors are generated in chunks and never held all at once, unless the exact index
 fits in memory. For each size it reports the build time, the index's memory, the search
-time per query and the recall@K of IVF-PQ against exact search on a few hundred queries.
-When the exact index does not fit (10^7 x 1280 float32 is 51 GB), the exact neighbours
-come from a chunked brute-force pass over the same stream, and the flat index's memory
-is reported as computed (n x d x 4 bytes), not allocated. A size whose IVF-PQ index would
-not fit either is skipped with a message.
+time per query and the recall@K of each approximate index (``--approx``: IVF-PQ, HNSW over
+8-bit codes) against exact search on a few hundred queries, one row per search setting
+(``--nprobe``, ``--ef-search``) of one build. Each index is built in its own pass over the
+stream and freed before the next, so only one is in memory at a time. When the exact index
+does not fit (10^7 x 1280 float32 is 51 GB), the exact neighbours come from a chunked
+brute-force pass over the same stream, and the flat index's memory is reported as
+computed (n x d x 4 bytes), not allocated. An approximate index that would not fit is
+skipped with a message. ``--resume`` keeps the sizes an earlier run with the same settings
+already wrote to the CSV (a 10^7 run takes hours) and measures the others.
 
 Run ``python -m benchmarks.bench_scaling --help`` from the repository root.
 """
@@ -19,6 +23,7 @@ Run ``python -m benchmarks.bench_scaling --help`` from the repository root.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -36,7 +41,7 @@ from benchmarks.common import RESULTS, HelpFormatter, available_bytes, machine_i
 FULL = {"min_n": 1e4, "max_n": 1e7, "dim": None, "n_queries": 300, "m": 64, "train_samples": 100_000}
 QUICK = {"min_n": 1e3, "max_n": 1e4, "dim": 128, "n_queries": 100, "m": 16, "train_samples": 5000}
 
-TABLE_COLUMNS = ["n", "index", "nprobe", "build_s", "index_mb", "index_bytes_method", "search_ms_per_query",
+TABLE_COLUMNS = ["n", "variant", "build_s", "index_mb", "index_bytes_method", "search_ms_per_query",
                  "recall_at_k", "exact_method", "note"]
 
 
@@ -129,11 +134,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--m", type=int, help="PQ sub-quantisers (default 64; quick 16)")
     p.add_argument("--nbits", type=int, default=8, help="bits per PQ code")
     p.add_argument("--nlist", type=int, default=None, help="IVF cells (default: gmval's 4*sqrt(n))")
+    p.add_argument("--approx", type=_kind_list, default=["ivfpq"],
+                   help="approximate indexes measured against exact search, comma-separated: ivfpq, hnsw")
     p.add_argument("--nprobe", type=_int_list, default=[32],
                    help="IVF cells visited per query; a comma-separated list searches one build at each (one row each)")
     p.add_argument("--coarse", default="flat", choices=["flat", "hnsw"], help="IVF coarse quantiser")
     p.add_argument("--refine", type=int, default=0,
-                   help="re-rank refine*k PQ candidates by exact distances on float16 copies (0: off)")
+                   help="re-rank refine*k IVF-PQ candidates by exact distances on float16 copies (0: off)")
+    p.add_argument("--hnsw-m", type=int, default=32, help="HNSW graph neighbours per vector")
+    p.add_argument("--ef-construction", type=int, default=40, help="HNSW candidate list while building")
+    p.add_argument("--ef-search", type=_int_list, default=[256],
+                   help="HNSW candidate list per query; a comma-separated list searches one build at each")
+    p.add_argument("--hnsw-refine", type=int, default=0,
+                   help="re-rank refine*k HNSW candidates by exact distances on float16 copies (0: off)")
     p.add_argument("--train-samples", type=int, help="vectors that train IVF-PQ (default 100000; quick 5000)")
     p.add_argument("--chunk", type=int, default=100_000, help="vectors generated (and added) at a time")
     p.add_argument("--clusters", type=int, default=1000, help="mixture components")
@@ -144,6 +157,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "scaling.csv", help="CSV to write (a PNG goes beside it)")
     p.add_argument("--quick", action="store_true", help="10^3..10^4 vectors of dimension 128: seconds")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the sizes already in --out that were measured with these settings")
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for name, value in preset.items():
@@ -153,6 +168,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dim % args.m:
         p.error(f"--m {args.m} must divide --dim {args.dim}")
     return args
+
+
+def _kind_list(text: str) -> list[str]:
+    kinds = [v.strip() for v in text.split(",") if v.strip()]
+    if not kinds or set(kinds) - {"ivfpq", "hnsw"}:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of ivfpq, hnsw; got {text!r}")
+    return kinds
 
 
 def _int_list(text: str) -> list[int]:
@@ -176,94 +198,146 @@ def ivfpq_bytes(n: int, dim: int, m: int, nbits: int, nlist: int, refine: int = 
     return int(n * (m * nbits / 8 + 8) + nlist * dim * 4 + dim * 2 ** nbits * 4 + (n * dim * 2 if refine else 0))
 
 
+def hnsw_bytes(n: int, dim: int, hnsw_m: int, refine: int = 0) -> int:
+    """Planned HNSW size: 8-bit codes, 4-byte links (2M on the base layer, ~M/(M-1) layers'
+    worth in all, rounded up to 3M), and the float16 copies that ``refine`` re-ranks with."""
+    return int(n * (dim + 3 * hnsw_m * 4 + 16) + (n * dim * 2 if refine else 0))
+
+
+def approximate_configs(n: int, args: argparse.Namespace) -> list[tuple[Any, int, list[tuple[str, int]]]]:
+    """Per ``--approx`` kind: its :class:`~gmval.recall.RecallConfig`, planned bytes, and the
+    search settings each build is searched at, as (setter name, value)."""
+    from gmval.recall import RecallConfig
+
+    out: list[tuple[Any, int, list[tuple[str, int]]]] = []
+    for kind in args.approx:
+        if kind == "ivfpq":
+            nlist = args.nlist or max(1, int(4 * math.sqrt(n)))
+            cfg = RecallConfig("ivfpq", m=args.m, nbits=args.nbits, nlist=nlist, nprobe=args.nprobe[0],
+                               coarse=args.coarse, refine=args.refine, train_samples=args.train_samples, seed=args.seed)
+            plan = ivfpq_bytes(n, args.dim, args.m, args.nbits, nlist, args.refine)
+            out.append((cfg, plan, [("set_nprobe", p) for p in args.nprobe]))
+        else:
+            cfg = RecallConfig("hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,
+                               ef_search=args.ef_search[0], refine=args.hnsw_refine,
+                               train_samples=args.train_samples, seed=args.seed)
+            plan = hnsw_bytes(n, args.dim, args.hnsw_m, args.hnsw_refine)
+            out.append((cfg, plan, [("set_ef_search", e) for e in args.ef_search]))
+    return out
+
+
+def variant_name(params: dict[str, Any]) -> str:
+    """A row's label: the index and the search setting that row measured."""
+    if params["index"] == "ivfpq":
+        return f"ivfpq nprobe {params['nprobe']}"
+    if params["index"] == "hnsw":
+        return f"hnsw ef {params['ef_search']}"
+    return str(params["index"])
+
+
 def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray) -> list[dict[str, Any]]:
-    """Build both indexes over the same n vectors (or plan them and skip) and measure them."""
+    """Exact neighbours of the queries over n vectors, then each approximate index in its own
+    pass over the same stream (or planned and skipped), searched at each setting."""
     import faiss
 
     from gmval.recall import RecallConfig, RecallIndex, recall_at_k
 
-    d, k = args.dim, min(args.k, n)
-    nlist = args.nlist or max(1, int(4 * math.sqrt(n)))
-    cfg = RecallConfig("ivfpq", m=args.m, nbits=args.nbits, nlist=nlist, nprobe=args.nprobe[0],
-                       coarse=args.coarse, refine=args.refine,
-                       train_samples=args.train_samples, seed=args.seed)
+    d, k, nq = args.dim, min(args.k, n), len(queries)
     budget = int(args.memory_fraction * available_bytes())
     working = 3 * min(args.chunk, n) * d * 4  # the chunk, its copy inside faiss, k-means scratch
-    flat_bytes, pq_plan = n * d * 4, ivfpq_bytes(n, d, args.m, args.nbits, nlist, args.refine)
-    base = {"n": n, "dim": d, "k": k, "n_queries": len(queries), "budget_mb": budget / 2**20}
-    flat_row = {**base, "index": "flat", "index_bytes": flat_bytes, "recall_at_k": 1.0}
-    pq_row = {**base, "index": "ivfpq", **cfg.params(), "index_bytes_planned": pq_plan}
-    # IVF-PQ trains on the first chunk; fewer vectors than IVF cells cannot place the centroids.
-    train_rows = min(n, args.chunk, args.train_samples)
-    if train_rows < nlist:
-        note = f"skipped: {train_rows} training vectors for {nlist} IVF cells"
-    elif pq_plan + working > budget:
-        note = (f"skipped: IVF-PQ needs ~{(pq_plan + working) / 2**30:.1f} GiB, budget "
-                f"{budget / 2**30:.1f} GiB")
-    else:
-        note = ""
-    if note:
-        print(f"[bench_scaling] n={n}: {note}", file=sys.stderr)
-        return [{**flat_row, "note": note}, *({**pq_row, "nprobe": p, "note": note} for p in args.nprobe)]
-    keep_flat = flat_bytes + pq_plan + working <= budget
+    flat_bytes = n * d * 4
+    base = {"n": n, "dim": d, "k": k, "n_queries": nq, "budget_mb": budget / 2**20}
+
+    plans = []
+    for cfg, plan, settings in approximate_configs(n, args):
+        # IVF trains on the first chunk; fewer vectors than IVF cells cannot place the centroids.
+        train_rows = min(n, args.chunk, args.train_samples)
+        if cfg.index == "ivfpq" and train_rows < cfg.nlist:
+            note = f"skipped: {train_rows} training vectors for {cfg.nlist} IVF cells"
+        elif plan + working > budget:
+            note = f"skipped: {cfg.index} needs ~{(plan + working) / 2**30:.1f} GiB, budget {budget / 2**30:.1f} GiB"
+        else:
+            note = ""
+        if note:
+            print(f"[bench_scaling] n={n}: {note}", file=sys.stderr)
+        plans.append((cfg, plan, settings, note))
+    skipped_rows = [{**base, **cfg.params(), **params, "index_bytes_planned": plan, "variant": variant_name(params),
+                     "note": note}
+                    for cfg, plan, settings, note in plans if note
+                    for params in (getattr(RecallIndex(cfg), setter)(value).params() for setter, value in settings)]
+    if all(note for *_, note in plans):  # nothing to compare exact search with
+        return [{**base, "index": "flat", "variant": "flat", "index_bytes": flat_bytes, "note": "skipped: no "
+                 "approximate index measured"}, *skipped_rows]
+
+    keep_flat = flat_bytes + working <= budget
     if not keep_flat:
         print(f"[bench_scaling] n={n}: a flat index ({flat_bytes / 2**30:.1f} GiB) does not fit the budget "
               f"({budget / 2**30:.1f} GiB); exact neighbours by chunked brute force", file=sys.stderr)
-
-    ivf = flat = heap = None
-    timer = dict.fromkeys(("generate", "ivf_build", "flat_build", "brute"), 0.0)
+    flat = heap = None
+    generate = build = 0.0
     start = time.perf_counter()
     for offset, x in _offsets(mix.stream(n, args.chunk)):
         t0 = time.perf_counter()
-        timer["generate"] += t0 - start
-        if ivf is None:
-            ivf = RecallIndex(cfg).build(x)  # trains on (a sample of) the first chunk, as gmval would
-        else:
-            ivf.index.add(x)
-        t1 = time.perf_counter()
-        timer["ivf_build"] += t1 - t0
+        generate += t0 - start
         if keep_flat:
             if flat is None:
                 flat = RecallIndex(RecallConfig("flat", precision="fp32")).build(x)  # the recall reference
             else:
                 flat.index.add(x)
-            timer["flat_build"] += time.perf_counter() - t1
         else:
             dist, idx = faiss.knn(queries, x, min(k, len(x)))
             if heap is None:
-                heap = faiss.ResultHeap(len(queries), k)
+                heap = faiss.ResultHeap(nq, k)
             heap.add_result(dist, idx + offset)
-            timer["brute"] += time.perf_counter() - t1
+        build += time.perf_counter() - t0
         start = time.perf_counter()
-    assert ivf is not None
-
-    if keep_flat:
-        assert flat is not None
+    if flat is not None:
         t0 = time.perf_counter()
         exact = flat.search(queries, k)[1]
         exact_search, method = time.perf_counter() - t0, "flat index"
+        del flat
     else:
         assert heap is not None
         heap.finalize()
-        exact, exact_search, method = heap.I, timer["brute"], "chunked brute force (faiss.knn per chunk)"
-    nq = len(queries)
-    common = {"generate_s": timer["generate"], "exact_method": method, "peak_rss_mb": peak_rss_mb()}
-    flat_row |= {**common, "build_s": timer["flat_build"] if keep_flat else np.nan, "index_bytes_method": "computed",
-                 "search_ms_per_query": 1e3 * exact_search / nq,
-                 "note": "" if keep_flat else "not built: memory computed, search time of the brute-force pass"}
-    pq_row |= {**common, "build_s": timer["ivf_build"], "index_bytes": serialized_bytes(ivf.index),
-               "index_bytes_method": "serialized", "note": ""}
-    rows = [flat_row]
-    for nprobe in args.nprobe:
-        ivf.set_nprobe(nprobe)
-        t0 = time.perf_counter()
-        try:
-            approx = ivf.search(queries, k)[1]
-        except ValueError as err:  # too few cells visited to find k neighbours: a row that says so
-            rows.append({**pq_row, **ivf.params(), "note": f"not measured: {err}"})
+        exact, exact_search, method = heap.I, build, "chunked brute force (faiss.knn per chunk)"
+    rows = [{**base, "index": "flat", "variant": "flat", "index_bytes": flat_bytes, "recall_at_k": 1.0,
+             "generate_s": generate, "exact_method": method, "peak_rss_mb": peak_rss_mb(),
+             "build_s": build if keep_flat else np.nan, "index_bytes_method": "computed",
+             "search_ms_per_query": 1e3 * exact_search / nq,
+             "note": "" if keep_flat else "not built: memory computed, search time of the brute-force pass"}]
+
+    rows += [{**row, "exact_method": method} for row in skipped_rows]
+    for cfg, plan, settings, note in plans:
+        if note:
             continue
-        rows.append({**pq_row, **ivf.params(), "search_ms_per_query": 1e3 * (time.perf_counter() - t0) / nq,
-                     "recall_at_k": recall_at_k(approx, exact)})
+        row = {**base, **cfg.params(), "index_bytes_planned": plan, "exact_method": method}
+        index = None
+        generate = build = 0.0
+        start = time.perf_counter()
+        for x in mix.stream(n, args.chunk):
+            t0 = time.perf_counter()
+            generate += t0 - start
+            if index is None:
+                index = RecallIndex(cfg).build(x)  # trains on (a sample of) the first chunk, as gmval would
+            else:
+                index.index.add(x)
+            build += time.perf_counter() - t0
+            start = time.perf_counter()
+        assert index is not None
+        row |= {"generate_s": generate, "build_s": build, "index_bytes": serialized_bytes(index.index),
+                "index_bytes_method": "serialized", "peak_rss_mb": peak_rss_mb(), "note": ""}
+        for setter, value in settings:
+            getattr(index, setter)(value)
+            measured = {**row, **index.params(), "variant": variant_name(index.params())}
+            t0 = time.perf_counter()
+            try:
+                approx = index.search(queries, k)[1]
+            except ValueError as err:  # too few cells visited to find k neighbours: a row that says so
+                rows.append({**measured, "note": f"not measured: {err}"})
+                continue
+            rows.append({**measured, "search_ms_per_query": 1e3 * (time.perf_counter() - t0) / nq,
+                         "recall_at_k": recall_at_k(approx, exact)})
+        del index
     return rows
 
 
@@ -293,7 +367,7 @@ def _offsets(chunks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def plot(df: pd.DataFrame, png: Path) -> None:
-    """Build time, memory, search time and recall against n, flat vs IVF-PQ (log-log)."""
+    """Build time, memory, search time and recall against n, one line per variant (log-log)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -305,9 +379,9 @@ def plot(df: pd.DataFrame, png: Path) -> None:
     panels = [("build_s", "build (s)"), ("index_mb", "index memory (MiB)"),
               ("search_ms_per_query", "search (ms / query)"), ("recall_at_k", "recall@k vs exact")]
     for ax, (col, label) in zip(axes, panels, strict=True):
-        for (name, nprobe), grp in df.groupby(["index", "nprobe"], dropna=False):
+        for name, grp in df.groupby("variant", sort=False):
             grp = grp.dropna(subset=[col])
-            ax.plot(grp["n"], grp[col], "o-", label=name if pd.isna(nprobe) else f"{name} nprobe {nprobe:.0f}")
+            ax.plot(grp["n"], grp[col], "o-", label=name)
         ax.set_xscale("log")
         if col != "recall_at_k":
             ax.set_yscale("log")
@@ -321,24 +395,60 @@ def plot(df: pd.DataFrame, png: Path) -> None:
     plt.close(fig)
 
 
+#: Arguments that change what a row measures: rows of two runs are comparable only if these agree.
+RUN_SETTINGS = ("dim", "k", "n_queries", "chunk", "clusters", "latent_dim", "seed", "approx", "m", "nbits", "nlist",
+                "nprobe", "coarse", "refine", "train_samples", "hnsw_m", "ef_construction", "ef_search",
+                "hnsw_refine", "memory_fraction")
+
+
+def run_settings(args: argparse.Namespace) -> str:
+    """The :data:`RUN_SETTINGS` of a run as one JSON string (a CSV column)."""
+    return json.dumps({name: getattr(args, name) for name in RUN_SETTINGS}, sort_keys=True)
+
+
+def resumed_rows(path: Path, settings: str, wanted: list[int]) -> pd.DataFrame:
+    """The rows of ``path`` whose size is in ``wanted``, if the run that wrote them had ``settings``.
+
+    Raises:
+        SystemExit: if ``path`` holds rows of other settings (mixing them would compare
+            different benchmarks in one plot).
+    """
+    if not path.exists():
+        return pd.DataFrame()
+    old = pd.read_csv(path)
+    if "run_settings" not in old or (old["run_settings"] != settings).any():
+        theirs = json.loads(old["run_settings"].iloc[0]) if "run_settings" in old else {}
+        ours = json.loads(settings)
+        differ = sorted(k for k in ours if theirs.get(k) != ours[k]) or ["(no run_settings column)"]
+        raise SystemExit(f"bench_scaling: {path} was written with other settings ({', '.join(differ)}); "
+                         "refusing to mix them: pass another --out, or drop --resume")
+    return old[old["n"].isin(wanted)]
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    """Run every size, write the CSV (rewritten after each size) and its PNG; returns the table."""
+    """Run every size (with ``--resume``, every size the CSV lacks), write the CSV (rewritten
+    after each size) and its PNG; returns the table."""
     import faiss
 
     args = parse_args(argv)
+    settings = run_settings(args)
+    wanted = sizes(args.min_n, args.max_n)
+    df = resumed_rows(args.out, settings, wanted) if args.resume else pd.DataFrame()
+    todo = [n for n in wanted if df.empty or n not in set(df["n"])]
+    if len(todo) < len(wanted):
+        print(f"[bench_scaling] resuming: n={sorted(set(wanted) - set(todo))} kept from {args.out}", file=sys.stderr)
     mix = Mixture(args.dim, clusters=args.clusters, latent_dim=args.latent_dim, seed=args.seed)
     queries = mix.queries(args.n_queries)
     # Measured once, on a fixed sample size: the estimate drifts with n, the mixture does not.
     shape = {"latent_dim": args.latent_dim, "clusters": args.clusters,
              "intrinsic_dim": intrinsic_dimension(mix.sample(30_000, np.random.default_rng([args.seed, 2])))}
     machine = {**machine_info("cpu"), "faiss_threads": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__}
-    rows: list[dict[str, Any]] = []
-    df = pd.DataFrame()
-    for n in sizes(args.min_n, args.max_n):
+    for n in todo:
         start = time.perf_counter()
-        rows += run_size(n, args, mix, queries)
-        df = pd.DataFrame(rows).assign(**shape, **machine)
-        df["index_mb"] = df["index_bytes"] / 2**20
+        new = pd.DataFrame(run_size(n, args, mix, queries)).assign(**shape, **machine, run_settings=settings)
+        new["index_mb"] = new["index_bytes"] / 2**20
+        df = new if df.empty else pd.concat([df, new], ignore_index=True).sort_values("n", kind="stable",
+                                                                                    ignore_index=True)
         write_csv(df, args.out)
         print(f"[bench_scaling] n={n}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     plot(df, args.out.with_suffix(".png"))

@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quality-arg", action="append", default=[], metavar="KEY=VALUE")
     v.add_argument("-k", "--k", type=int, default=30, help="contributors per generated image")
     v.add_argument("--recall-k", type=int, default=None, help="candidates recalled before re-ranking")
-    v.add_argument("--index", default="flat", choices=["flat", "pq", "ivfpq"], help="faiss index")
+    v.add_argument("--index", default="flat", choices=["flat", "pq", "ivfpq", "hnsw"], help="recall index")
     v.add_argument("--index-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="m, nbits, nlist, nprobe, train_samples, seed")
+                   help="m, nbits, nlist, nprobe, coarse (pq, ivfpq); hnsw_m, ef_construction, ef_search "
+                        "(hnsw); refine, train_samples, seed")
     v.add_argument("--temperature", default="1.0", help="T in exp(-d/T), or 'auto'")
     v.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="resize folder images to H W (needed when their sizes differ)")

@@ -4,9 +4,9 @@
 CUDA when present): on a 2-core CPU it is 4x faster than faiss's ``IndexFlatL2`` at K in
 the hundreds with float32 products, and 2x faster again where bf16 matrix units select
 the candidates that float32 then rescores. ``pq`` (product quantisation, the paper's
-choice) and ``ivfpq`` (inverted file + PQ, for millions of vectors) are faiss's
-approximate indexes, and :func:`recall_at_k` measures how many of the exact neighbours
-they return.
+choice), ``ivfpq`` (inverted file + PQ, for millions of vectors) and ``hnsw`` (a
+navigable small-world graph over 8-bit scalar-quantised vectors) are faiss's approximate
+indexes, and :func:`recall_at_k` measures how many of the exact neighbours they return.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ import torch
 from gmval.component import default_device
 from gmval.precision import resolve_precision
 
-IndexKind = Literal["flat", "pq", "ivfpq"]
+IndexKind = Literal["flat", "pq", "ivfpq", "hnsw"]
+_KINDS = ("flat", "pq", "ivfpq", "hnsw")
+#: Fields that only one family of approximate index reads.
+_PQ_FIELDS = ("m", "nbits", "nlist", "nprobe", "coarse")
+_HNSW_FIELDS = ("hnsw_m", "ef_construction", "ef_search")
 
 #: Bytes of the (queries x database) score block formed at once by exact search.
 SCORE_BUDGET = 256 * 2**20
@@ -155,7 +159,7 @@ class RecallConfig:
     """How the training embeddings are indexed.
 
     Attributes:
-        index: ``flat`` (exact), ``pq`` or ``ivfpq``.
+        index: ``flat`` (exact), ``pq``, ``ivfpq`` or ``hnsw``.
         m: PQ sub-quantisers; must divide the embedding dimension.
         nbits: bits per sub-quantiser code (256 centroids at 8).
         nlist: IVF cells; ``None`` picks 4*sqrt(n) (faiss's guidance: 4-16 sqrt(n)).
@@ -163,8 +167,16 @@ class RecallConfig:
         coarse: IVF's coarse quantiser: ``"flat"`` (exact assignment) or ``"hnsw"`` (an HNSW
             graph over the cells: assignment in O(log nlist), for tens of thousands of
             cells and 10^7 vectors).
-        refine: 0, or keep ``refine * K`` PQ candidates and re-rank them by exact distances on
-            float16 copies of the vectors (faiss ``IndexRefine``; 2 bytes per dimension per vector).
+        hnsw_m: ``hnsw`` only: graph neighbours per vector (faiss's ``M``; 2M on the base layer).
+        ef_construction: ``hnsw`` only: candidate list while linking a new vector (larger: a
+            better graph, slower build).
+        ef_search: ``hnsw`` only: candidate list of a search, the recall/time knob as
+            ``nprobe`` is IVF's. At least ``max(1, refine) * K`` is used: faiss fills a
+            longer result list from a shorter candidate list, so the K nearest would be
+            those of the shorter list.
+        refine: 0, or keep ``refine * K`` approximate candidates and re-rank them by exact
+            distances on float16 copies of the vectors (faiss ``IndexRefine``; 2 bytes per
+            dimension per vector).
         train_samples: at most this many vectors (seeded subset) train the quantisers.
         seed: seed of that subset and of faiss's k-means.
         precision: ``flat`` only: how :class:`ExactIndex` selects candidates (``"fp32"``,
@@ -178,6 +190,9 @@ class RecallConfig:
     nlist: int | None = None
     nprobe: int = 32
     coarse: str = "flat"
+    hnsw_m: int = 32
+    ef_construction: int = 40
+    ef_search: int = 256
     refine: int = 0
     train_samples: int = 100_000
     seed: int = 0
@@ -185,9 +200,12 @@ class RecallConfig:
     screen: float = 2.0
 
     def params(self, device: str | torch.device | None = None) -> dict[str, Any]:
-        """Parameters that change search results, with ``precision`` resolved for ``device``."""
+        """Parameters that change search results, with ``precision`` resolved for ``device``;
+        each kind names only the fields it reads, so a new kind's fields leave the keys of
+        artefacts cached with another kind unchanged."""
         if self.index != "flat":
-            return {k: v for k, v in asdict(self).items() if k not in ("precision", "screen")}
+            unread = ("precision", "screen", *(_PQ_FIELDS if self.index == "hnsw" else _HNSW_FIELDS))
+            return {k: v for k, v in asdict(self).items() if k not in unread}
         precision = resolve_precision(self.precision, torch.device(device) if device is not None else default_device())
         return {"index": "flat", "precision": precision, **({"screen": self.screen} if precision == "bf16" else {})}
 
@@ -200,12 +218,15 @@ class RecallConfig:
             return spec
         if isinstance(spec, str):
             spec = {"index": spec}
-        if spec.get("index", "flat") not in ("flat", "pq", "ivfpq"):
-            raise ValueError(f"unknown recall index {spec['index']!r}; use 'flat', 'pq' or 'ivfpq'")
+        if spec.get("index", "flat") not in _KINDS:
+            raise ValueError(f"unknown recall index {spec['index']!r}; use one of {', '.join(_KINDS)}")
         if spec.get("coarse", "flat") not in ("flat", "hnsw"):
             raise ValueError(f"unknown coarse quantiser {spec['coarse']!r}; use 'flat' or 'hnsw'")
         if spec.get("refine", 0) < 0:
             raise ValueError(f"refine must be >= 0, got {spec['refine']}")
+        for name, low in (("hnsw_m", 2), ("ef_construction", 1), ("ef_search", 1)):
+            if spec.get(name, low) < low:
+                raise ValueError(f"{name} must be >= {low}, got {spec[name]}")
         resolve_precision(spec.get("precision", "auto"), torch.device("cpu"))   # validate early
         return cls(**spec)
 
@@ -243,9 +264,12 @@ class RecallIndex:
         else:
             import faiss
 
-            if d % cfg.m:
+            if cfg.index != "hnsw" and d % cfg.m:
                 raise ValueError(f"recall: PQ m={cfg.m} must divide the embedding dimension {d}")
-            if cfg.index == "pq":
+            if cfg.index == "hnsw":
+                base = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, cfg.hnsw_m)
+                base.hnsw.efConstruction = cfg.ef_construction
+            elif cfg.index == "pq":
                 base = faiss.IndexPQ(d, cfg.m, cfg.nbits)
             else:
                 nlist = cfg.nlist or max(1, int(4 * math.sqrt(n)))
@@ -261,13 +285,14 @@ class RecallIndex:
                     base.quantizer_trains_alone = 2  # k-means on exact assignment, then centroids into the graph
                 base.nprobe = min(cfg.nprobe, nlist)
                 base.cp.seed = cfg.seed
-            base.pq.cp.seed = cfg.seed
+            if cfg.index != "hnsw":
+                base.pq.cp.seed = cfg.seed
             index = base
             if cfg.refine:
                 index = faiss.IndexRefine(base, faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16))
                 index.k_factor = float(cfg.refine)
             centroids = 2 ** cfg.nbits
-            if n < centroids:
+            if cfg.index != "hnsw" and n < centroids:
                 raise ValueError(f"recall: {n} training vectors cannot train a PQ with nbits={cfg.nbits} "
                                  f"({centroids} centroids); lower nbits or use index='flat'")
             rng = np.random.default_rng(cfg.seed)
@@ -296,6 +321,25 @@ class RecallIndex:
             ivf.nprobe = min(nprobe, ivf.nlist)
         return self
 
+    def set_ef_search(self, ef_search: int) -> RecallIndex:
+        """Search an HNSW graph with ``ef_search`` candidates from now on, without rebuilding.
+
+        Raises:
+            ValueError: if the index is not an HNSW index, or ``ef_search`` < 1.
+        """
+        if self.config.index != "hnsw":
+            raise ValueError(f"ef_search applies to an hnsw index, not {self.config.index!r}")
+        if ef_search < 1:
+            raise ValueError(f"ef_search must be >= 1, got {ef_search}")
+        self.config = replace(self.config, ef_search=ef_search)
+        return self
+
+    def _graph(self) -> Any:
+        """The faiss HNSW index, inside its ``IndexRefine`` where there is one."""
+        import faiss
+
+        return faiss.downcast_index(self.index.base_index) if self.config.refine else self.index
+
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
@@ -311,11 +355,14 @@ class RecallIndex:
             raise RuntimeError("recall index is not built")
         if k > self.ntotal:
             raise ValueError(f"recall_k={k} exceeds the {self.ntotal} indexed training images")
+        if self.config.index == "hnsw":
+            self._graph().hnsw.efSearch = max(self.config.ef_search, k * max(1, self.config.refine))
         dist, idx = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         missing = int((idx < 0).any(axis=1).sum())
         if missing:
-            raise ValueError(f"recall: {missing} queries found fewer than {k} neighbours "
-                             f"(nprobe={self.config.nprobe} of the IVF cells); raise nprobe")
+            knob = (f"nprobe={self.config.nprobe} of the IVF cells; raise nprobe" if self.config.index == "ivfpq"
+                    else f"{self.config.index} index")
+            raise ValueError(f"recall: {missing} queries found fewer than {k} neighbours ({knob})")
         return dist, idx.astype(np.int64)
 
     def save(self, path: Path) -> None:
@@ -334,6 +381,8 @@ class RecallIndex:
         obj.index = faiss.read_index(str(path))
         if config.index == "ivfpq":
             obj.set_nprobe(config.nprobe)
+        elif config.index == "hnsw":
+            obj.set_ef_search(config.ef_search)
         return obj
 
 

@@ -109,7 +109,7 @@ class Valuator(TimedStages):
         k: contributors kept per generated image (the paper's top-k).
         recall_k: candidates recalled before re-ranking; default ``max(2k, 100)`` capped at
             the training-set size.
-        recall: ``"flat"`` (exact), faiss ``"pq"`` or ``"ivfpq"``, a dict or a :class:`RecallConfig`.
+        recall: ``"flat"`` (exact), faiss ``"pq"``, ``"ivfpq"`` or ``"hnsw"``, a dict or a :class:`RecallConfig`.
         temperature: T in exp(-d/T) (Eq. 6); ``"auto"`` uses the median kept distance.
         cache_dir: artefact folder; ``None`` disables caching.
         chunk_size: generated (and training) images per streamed chunk.

@@ -96,6 +96,24 @@ def test_scaling_searches_one_build_at_each_nprobe(tmp_path: Path) -> None:
         bench_scaling.parse_args(["--nprobe", "8,0"])
 
 
+def test_scaling_hnsw_rows_and_resume(tmp_path: Path) -> None:
+    out = tmp_path / "h.csv"
+    args = ["--quick", "--approx", "hnsw", "--ef-search", "100,400", "--hnsw-m", "8", "--out", str(out)]
+    first = bench_scaling.main([*args, "--min-n", "1e4", "--max-n", "1e4"])
+    assert list(first["variant"]) == ["flat", "hnsw ef 100", "hnsw ef 400"]
+    graph = first[first["index"] == "hnsw"].set_index("ef_search")
+    assert graph["build_s"].nunique() == 1 and (graph["index_bytes_method"] == "serialized").all()
+    assert graph.loc[100, "recall_at_k"] < graph.loc[400, "recall_at_k"] <= 1.0
+    written = pd.read_csv(out)
+    # a second run keeps 10^4 as measured and adds 10^3
+    second = bench_scaling.main([*args, "--min-n", "1e3", "--max-n", "1e4", "--resume"])
+    assert list(second["n"]) == [1000] * 3 + [10_000] * 3
+    kept = second[second["n"] == 10_000].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept[written.columns], written, check_dtype=False)
+    with pytest.raises(SystemExit, match=r"other settings \(ef_search\); refusing to mix"):
+        bench_scaling.main([*args[:4], "64", *args[5:], "--max-n", "1e3", "--resume"])
+
+
 def test_intrinsic_dimension_recovers_known_dimensions() -> None:
     rng = np.random.default_rng(0)
     for d in (3, 8):
