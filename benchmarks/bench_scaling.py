@@ -274,11 +274,8 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
         print(f"[bench_scaling] n={n}: a flat index ({flat_bytes / 2**30:.1f} GiB) does not fit the budget "
               f"({budget / 2**30:.1f} GiB); exact neighbours by chunked brute force", file=sys.stderr)
     flat = heap = None
-    generate = build = 0.0
-    start = time.perf_counter()
-    for offset, x in _offsets(mix.stream(n, args.chunk)):
-        t0 = time.perf_counter()
-        generate += t0 - start
+    timer = StreamTimer()
+    for offset, x in _offsets(timer.over(mix.stream(n, args.chunk))):
         if keep_flat:
             if flat is None:
                 flat = RecallIndex(RecallConfig("flat", precision="fp32")).build(x)  # the recall reference
@@ -289,8 +286,6 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
             if heap is None:
                 heap = faiss.ResultHeap(nq, k)
             heap.add_result(dist, idx + offset)
-        build += time.perf_counter() - t0
-        start = time.perf_counter()
     if flat is not None:
         t0 = time.perf_counter()
         exact = flat.search(queries, k)[1]
@@ -299,10 +294,10 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
     else:
         assert heap is not None
         heap.finalize()
-        exact, exact_search, method = heap.I, build, "chunked brute force (faiss.knn per chunk)"
+        exact, exact_search, method = heap.I, timer.work, "chunked brute force (faiss.knn per chunk)"
     rows = [{**base, "index": "flat", "variant": "flat", "index_bytes": flat_bytes, "recall_at_k": 1.0,
-             "generate_s": generate, "exact_method": method, "peak_rss_mb": peak_rss_mb(),
-             "build_s": build if keep_flat else np.nan, "index_bytes_method": "computed",
+             "generate_s": timer.generate, "exact_method": method, "peak_rss_mb": peak_rss_mb(),
+             "build_s": timer.work if keep_flat else np.nan, "index_bytes_method": "computed",
              "search_ms_per_query": 1e3 * exact_search / nq,
              "note": "" if keep_flat else "not built: memory computed, search time of the brute-force pass"}]
 
@@ -312,19 +307,14 @@ def run_size(n: int, args: argparse.Namespace, mix: Mixture, queries: np.ndarray
             continue
         row = {**base, **cfg.params(), "index_bytes_planned": plan, "exact_method": method}
         index = None
-        generate = build = 0.0
-        start = time.perf_counter()
-        for x in mix.stream(n, args.chunk):
-            t0 = time.perf_counter()
-            generate += t0 - start
+        timer = StreamTimer()
+        for x in timer.over(mix.stream(n, args.chunk)):
             if index is None:
                 index = RecallIndex(cfg).build(x)  # trains on (a sample of) the first chunk, as gmval would
             else:
                 index.index.add(x)
-            build += time.perf_counter() - t0
-            start = time.perf_counter()
         assert index is not None
-        row |= {"generate_s": generate, "build_s": build, "index_bytes": serialized_bytes(index.index),
+        row |= {"generate_s": timer.generate, "build_s": timer.work, "index_bytes": serialized_bytes(index.index),
                 "index_bytes_method": "serialized", "peak_rss_mb": peak_rss_mb(), "note": ""}
         for setter, value in settings:
             getattr(index, setter)(value)
@@ -357,6 +347,24 @@ def serialized_bytes(index: Any) -> int:
     faiss.write_index(index, writer)
     del writer  # flushes its buffer through count()
     return total
+
+
+class StreamTimer:
+    """Splits the time of a pass over a chunk stream into making the chunks and using them."""
+
+    def __init__(self) -> None:
+        self.generate = self.work = 0.0
+
+    def over(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """Yield ``chunks``, adding the time spent producing each to :attr:`generate` and the
+        time the consumer spends on it, until it asks for the next, to :attr:`work`."""
+        start = time.perf_counter()
+        for x in chunks:
+            ready = time.perf_counter()
+            self.generate += ready - start
+            yield x
+            start = time.perf_counter()
+            self.work += start - ready
 
 
 def _offsets(chunks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from gmval.component import default_device
 from gmval.precision import resolve_precision
 
 IndexKind = Literal["flat", "pq", "ivfpq", "hnsw"]
-_KINDS = ("flat", "pq", "ivfpq", "hnsw")
+_KINDS: tuple[str, ...] = get_args(IndexKind)
 #: Fields that only one family of approximate index reads.
 _PQ_FIELDS = ("m", "nbits", "nlist", "nprobe", "coarse")
 _HNSW_FIELDS = ("hnsw_m", "ef_construction", "ef_search")
@@ -311,11 +311,7 @@ class RecallIndex:
         """
         import faiss
 
-        if self.config.index != "ivfpq":
-            raise ValueError(f"nprobe applies to an ivfpq index, not {self.config.index!r}")
-        if nprobe < 1:
-            raise ValueError(f"nprobe must be >= 1, got {nprobe}")
-        self.config = replace(self.config, nprobe=nprobe)
+        self._retune("ivfpq", "nprobe", nprobe)
         if self.index is not None:
             ivf = faiss.extract_index_ivf(self.index)
             ivf.nprobe = min(nprobe, ivf.nlist)
@@ -327,11 +323,15 @@ class RecallIndex:
         Raises:
             ValueError: if the index is not an HNSW index, or ``ef_search`` < 1.
         """
-        if self.config.index != "hnsw":
-            raise ValueError(f"ef_search applies to an hnsw index, not {self.config.index!r}")
-        if ef_search < 1:
-            raise ValueError(f"ef_search must be >= 1, got {ef_search}")
-        self.config = replace(self.config, ef_search=ef_search)
+        return self._retune("hnsw", "ef_search", ef_search)
+
+    def _retune(self, kind: str, field: str, value: int) -> RecallIndex:
+        """Set the search-time ``field`` of a ``kind`` index in the config, after checking both."""
+        if self.config.index != kind:
+            raise ValueError(f"{field} applies to an {kind} index, not {self.config.index!r}")
+        if value < 1:
+            raise ValueError(f"{field} must be >= 1, got {value}")
+        self.config = replace(self.config, **{field: value})
         return self
 
     def _graph(self) -> Any:
@@ -381,8 +381,6 @@ class RecallIndex:
         obj.index = faiss.read_index(str(path))
         if config.index == "ivfpq":
             obj.set_nprobe(config.nprobe)
-        elif config.index == "hnsw":
-            obj.set_ef_search(config.ef_search)
         return obj
 
 
