@@ -394,13 +394,11 @@ PROFILES: dict[str, dict[str, Any]] = {
             # 150 steps of an (8, 16, 16) UNet) takes 16 s (29-31 CPU-s), the full model (1,000
             # digits) 28 s. 32 subsets x 1 seed = 517 s (305 s on two workers), TRAK (1,100 gradients x
             # 10 timesteps) 36 s, removal 1 x 1 x (3 methods + random) = 4 retrainings 99 s (6 took 134-150 s). A
-            # second training seed would add ~9 minutes, so default uses one (no seed agreement). 24 subsets,
-            # not the VAE study's 32, keep the whole run under 45 minutes: with 32, every method's LDS lay
-            # within +-0.1 of zero (95% intervals +-0.09), so 8 more subsets bought no conclusion.
+            # second training seed would add ~9 minutes, so default uses one (no seed agreement).
             # The full model (310 steps) draws noisy but readable digits: the zoo's MNIST classifier
             # puts 70% of 100 samples in the class they were asked for.
             "dataset": "mnist", "n_train": 1000, "seed": 0,
-            "fraction": 0.5, "n_subsets": 24, "subset_seed": 0, "train_seeds": [0], "workers": "auto",
+            "fraction": 0.5, "n_subsets": 32, "subset_seed": 0, "train_seeds": [0], "workers": "auto",
             "diffusion": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "block_out_channels": [8, 16, 16],
                           "attention": [False, False, False], "layers_per_block": 1, "norm_groups": 8,
                           "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.995,
