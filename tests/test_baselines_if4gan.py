@@ -106,8 +106,13 @@ def test_estimate_equals_replay_to_first_order(gan: Any, planted: ImageSet, metr
 
 
 def test_estimate_is_close_for_a_small_learning_rate(gan: Any, planted: ImageSet, metric: EvalMetric) -> None:
+    # Every position, not just the median, within 5%. At lr 1e-4 this held on one CPU and not
+    # on another: the float32 training of the fixture differs between CPUs' kernels, and on the
+    # AMD one the 1e-4 replays cross a LeakyReLU kink, which adds an offset of ~5e-10 to every
+    # replay (ratios -0.5..2.5), while at 1e-5 all six ratios are 1.000 +- 0.001 there (at 1e-6
+    # the smallest replays, ~1e-15, are float64 rounding).
     window = TraceWindow(BATCH, seed=0, start_step=27, steps=3)
-    lr = 1e-4
+    lr = 1e-5
     influence = if4gan_influence(*gan, planted, window, metric, lr)
     positions = [int(j) for k in range(window.steps - 1) for j in window.indices(len(planted), k)][:6]
     actual = _actual(gan, planted, window, metric, lr, positions)
