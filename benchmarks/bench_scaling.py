@@ -143,7 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="re-rank refine*k IVF-PQ candidates by exact distances on float16 copies (0: off)")
     p.add_argument("--hnsw-m", type=int, default=32, help="HNSW graph neighbours per vector")
     p.add_argument("--ef-construction", type=int, default=40, help="HNSW candidate list while building")
-    p.add_argument("--ef-search", type=_int_list, default=[256],
+    p.add_argument("--ef-search", type=_int_list, default=[512],
                    help="HNSW candidate list per query; a comma-separated list searches one build at each")
     p.add_argument("--hnsw-refine", type=int, default=0,
                    help="re-rank refine*k HNSW candidates by exact distances on float16 copies (0: off)")
