@@ -438,9 +438,10 @@ class NIQEQuality(QualityModel):
             values upsample more and make every tiny image look alike (smooth).
         scale: the constant of the map above, a fixed property of the model (not
             estimated from data, so q does not depend on the other images scored).
-        batch_size: images per batch. At 192 px one float32 map is 147 kB, so 16 images keep
-            a map within a 1-2 MB L2 cache: on a 2-core AMD EPYC 0.90 ms per image against
-            1.14 ms at 64 (1.28 against 1.80 on one thread); results do not depend on it.
+        batch_size: images per batch. At 192 px one float32 map is 147 kB, so a batch's map
+            is 2.4 MB at 16 images against 9.4 MB at 64, nearer to fitting a core's cache:
+            on a 2-core AMD EPYC 0.90 ms per image against 1.14 ms at 64 (1.28 against 1.80
+            on one thread). Results do not depend on it.
         **kw: :class:`~gmval.component.Component` arguments (device).
     """
 
