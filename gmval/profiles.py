@@ -14,7 +14,8 @@ training set; ``None`` for an image count means "all of them".
 * ``cifar10_stand_in``: the dataset used where the paper uses CIFAR-10 (Fashion-MNIST
   offline); it also hosts the motivation experiment's generators.
 * ``half_class``: that experiment's class (``label``; CIFAR-10's 0 is "airplane", the
-  paper's choice, Fashion-MNIST's 0 is "T-shirt/top"), one half of which is held out.
+  paper's choice, Fashion-MNIST's 0 is "T-shirt/top"), on one half of which alone the
+  ``motivation-*`` generators are trained, for ``epochs`` (per kind) over that half.
 * ``noisy``: the out-of-distribution test's corruption (``n`` images with Gaussian noise of
   ``std`` in [0, 1] pixel units, appended to MNIST; the paper gives no std).
 * ``checkpoint_seconds``: how often a running training saves its resumable checkpoint.
@@ -66,9 +67,9 @@ training set; ``None`` for an image count means "all of them".
 
 * ``generators``: zoo names whose training set holds one half (X_v2) of the class
   ``models.half_class`` and not the other (X_v1; :func:`gmval.models.zoo.class_halves`): the
-  ``motivation-*`` pair, trained without X_v1, or, where ``models.train_images`` caps the
-  training split at a stratified half or less (``ci``, ``default``), the stand-in's own models,
-  whose unseen half is what the cap left out.
+  ``motivation-*`` pair, trained on X_v2 alone (``default``, ``paper``), or, where
+  ``models.train_images`` caps the training split at a stratified half or less (``ci``), the
+  stand-in's own models, whose unseen half is what the cap left out.
 * ``n_generated``: samples of that class valued; ``encoder`` / ``k``: the valuator's recall
   encoder and contributors per sample (No-Rerank).
 * ``tsne_points`` / ``perplexity``: points per group (X_v1, X_v2, generated) in the t-SNE map.
@@ -259,14 +260,14 @@ PROFILES: dict[str, dict[str, Any]] = {
             "quality_samples": 64,
             "sample_batch": 64,
             "cifar10_stand_in": "fashion-mnist",
-            "half_class": {"label": 0},
+            "half_class": {"label": 0, "epochs": {"gan": 2, "diffusion": 2}},
             "noisy": {"n": 16, "std": 0.5},
             "checkpoint_seconds": 60.0,
             "workers": 2,   # the notebook tests then cover the worker pool
             "classifier": {"epochs": 1, "batch_size": 64, "lr": 3e-3, "width": 8},
             "vae": {"epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "keep_every": 4,
                     "latent_dim": 32, "likelihood": _VAE_LIKELIHOOD, "beta": _VAE_BETA},
-            "gan": {"epochs": 1, "batch_size": 64, "lr": 2e-4, "precision": "auto"},
+            "gan": {"epochs": 1, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.9, "precision": "auto"},
             "diffusion": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "block_out_channels": [8, 16, 16],
                           "attention": [False, False, False], "layers_per_block": 1, "norm_groups": 8,
                           "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.9,
@@ -323,9 +324,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "recall_ks": [100, 200, 400, 700],
         },
         "motivation": {
-            # The 30,000-image cap is a stratified half of the split: its models have seen 3,000
-            # T-shirts and not the other 3,000, so they need no models of their own (~4 minutes).
-            "generators": ["fashion-mnist-gan", "fashion-mnist-diffusion"],
+            "generators": ["motivation-gan", "motivation-diffusion"],
             "n_generated": 500,
             "encoder": ["efficientnet-lite0", {"resolution": 64}],
             "k": 30,
@@ -421,23 +420,23 @@ PROFILES: dict[str, dict[str, Any]] = {
             "quality_samples": 500,
             "sample_batch": 500,
             "cifar10_stand_in": "fashion-mnist",
-            "half_class": {"label": 0},
+            "half_class": {"label": 0, "epochs": {"gan": 100, "diffusion": 100}},
             "noisy": {"n": 100, "std": 0.5},
             "checkpoint_seconds": 60.0,
             # Two one-thread trainings side by side beat one two-thread training after the other
             # on 2 CPU cores: 1.6x for the GAN (ms per bf16 step: 165 with two threads; 206 in each
             # of two processes), 1.2x for the diffusion UNet.
             "workers": "auto",
-            "classifier": {"epochs": 3, "batch_size": 128, "lr": 3e-3, "width": 16, "precision": "auto"},
-            "vae": {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "keep_every": 468, "precision": "auto",
+            "classifier": {"epochs": 3, "batch_size": 128, "lr": 3e-3, "width": 16, "precision": "fp32"},
+            "vae": {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "keep_every": 468, "precision": "fp32",
                     "latent_dim": 32, "likelihood": _VAE_LIKELIHOOD, "beta": _VAE_BETA},
             # 2 x 469 steps: after one epoch of the 30,000-image cap the DCGAN's digits are not yet readable.
-            "gan": {"epochs": 2, "batch_size": 64, "lr": 2e-4, "precision": "auto"},
+            "gan": {"epochs": 2, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999, "precision": "fp32"},
             "diffusion": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "block_out_channels": [16, 32, 32],
                           "attention": [False, False, True], "layers_per_block": 1, "norm_groups": 8,
                           "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction", "ema_decay": 0.995,
                           "p_uncond": 0.1, "sampling_steps": 25, "guidance_scale": 2.0,
-                          "sampling_precision": "auto"},
+                          "sampling_precision": "fp32"},
         },
     },
     "paper": {
@@ -563,7 +562,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "quality_samples": 10000,
             "sample_batch": 1000,
             "cifar10_stand_in": "cifar10",
-            "half_class": {"label": 0},
+            "half_class": {"label": 0, "epochs": {"gan": 500, "diffusion": 500}},
             "noisy": {"n": 100, "std": 0.5},
             "checkpoint_seconds": 600.0,
             "workers": "auto",
@@ -571,7 +570,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             # VAE-TracIn's recipe: plain SGD, batch 64, ~1.5M iterations, a snapshot every 50k.
             "vae": {"epochs": 1601, "batch_size": 64, "optimizer": "sgd", "lr": 1e-4, "keep_every": 50000,
                     "latent_dim": 32, "likelihood": _VAE_LIKELIHOOD, "beta": _VAE_BETA},
-            "gan": {"epochs": 50, "batch_size": 64, "lr": 2e-4},
+            "gan": {"epochs": 50, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999},
             # D-TRAK's CIFAR-10 UNet (DDPM's layout): attention at 16x16, 2 blocks per level.
             "diffusion": {"epochs": 200, "batch_size": 128, "lr": 1e-4, "block_out_channels": [128, 256, 256, 256],
                           "attention": [False, True, False, False], "layers_per_block": 2, "norm_groups": 32,

@@ -92,10 +92,10 @@ from gmval.models import zoo
 from gmval.models.classifier import Classifier
 from gmval.models.gan import DCGANDiscriminator, DCGANGenerator, GANConfig
 from gmval.models.training import (
-    CHECKPOINT,
     PARAMS,
     TrainConfig,
     batch_indices,
+    finished_weights,
     load_weights,
     step_generator,
     weights_digest,
@@ -495,11 +495,15 @@ def if4gan_values(name: str = "noisy-mnist-gan", profile: Profile = "default",
         raise ValueError(f"IF4GAN values GAN training sets; {name!r} is a {zoo.GENERATORS[name].kind}")
     settings = _settings(profile)
     start = time.perf_counter()
-    generator = zoo.get_generator(name, profile, root, progress)
+    sampler = zoo.get_generator(name, profile, root, progress)
     folder = zoo.generator_folder(name, profile, root)
     run = json.loads((folder / PARAMS).read_text())
-    discriminator = DCGANDiscriminator(GANConfig(**run["config"])).to(next(generator.parameters()).device)
-    step = load_weights(folder / CHECKPOINT, {"discriminator": discriminator})
+    # The training dynamics are those of the live pair, not of the weight average that samples.
+    config = GANConfig(**run["config"])
+    device = next(sampler.parameters()).device
+    generator, discriminator = DCGANGenerator(config).to(device), DCGANDiscriminator(config).to(device)
+    step = load_weights(finished_weights(folder), {"generator": generator, "discriminator": discriminator})
+    generator.eval()
     classifier, _ = zoo.get_classifier(zoo.dataset_of(name, profile), profile, root, progress)
     classifier.requires_grad_(False)
     data = zoo.training_data(name, profile).train

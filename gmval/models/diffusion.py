@@ -34,10 +34,13 @@ from tqdm.auto import tqdm
 
 from gmval.images import ImageSet
 from gmval.models.generator import check_labels, check_shape, crop_to, pad_to, padded_size, to_uint8
-from gmval.models.training import Batch, TrainConfig, TrainResult, default_device, seeded_init, train
+from gmval.models.training import Batch, TrainConfig, TrainResult, default_device, seeded_init, train, update_ema
 from gmval.precision import forward_precision, resolve_precision
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
+#: Bumped whenever a change to this module changes what a trained model draws (training or
+#: sampling), so that the zoo never reuses weights or samples of an older recipe (part of the key).
+RECIPE = 2
 
 
 def evenly_spaced_timesteps(count: int, total: int) -> torch.Tensor:
@@ -211,7 +214,10 @@ class ConditionalDiffusion(nn.Module):
         c, s = self.config.channels, self.config.canvas
         noise = torch.randn(n, c, s, s, generator=gen, device=device)
         y_all = torch.from_numpy(classes).to(device)
-        sched = DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
+        # No clipping of the predicted x0 to [-1, 1] (DDIM's default): with guidance the clipped
+        # x0 disagrees with the model's v-prediction, and the sampler then drifts off the digits
+        # (thin classes such as MNIST's "1" come out as other shapes, backgrounds grainy).
+        sched = DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing", clip_sample=False)
         sched.set_timesteps(self.sampling_steps)
         chunks = []
         bar = tqdm(total=n * self.sampling_steps, desc="diffusion sample", disable=not progress, unit="img-step")
@@ -238,7 +244,7 @@ class DiffusionTask:
     Args:
         model: the model being trained.
         lr: Adam learning rate.
-        ema_decay: the EMA's decay (warmed up as min(decay, (1 + t) / (10 + t))).
+        ema_decay: the EMA's decay (warmed up, :func:`~gmval.models.training.ema_decay_at`).
     """
 
     def __init__(self, model: ConditionalDiffusion, lr: float, ema_decay: float) -> None:
@@ -260,10 +266,7 @@ class DiffusionTask:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        decay = min(self.ema_decay, (1 + batch.step) / (10 + batch.step))
-        with torch.no_grad():
-            for avg, live in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                avg.lerp_(live, 1.0 - decay)
+        update_ema(self.ema, self.model, self.ema_decay, batch.step)
         return {"loss": loss.item()}
 
 

@@ -18,6 +18,11 @@ generator layer is read as a BatchNorm over the FC output. Losses are the non-sa
 GAN losses; optimizer Adam(2e-4, β = (0.5, 0.999)) and N(0, 0.02) init follow DCGAN,
 since the paper gives no training details. Images live in [-1, 1] inside the GAN.
 
+Samples come from an exponential moving average of G's weights (and BatchNorm statistics),
+as in Karras et al.'s progressive GAN and BigGAN, the paper's own CIFAR-10 generator: the live
+G of an alternating GAN oscillates around a good solution, and its average sits closer to it.
+The live pair stays in the checkpoint for IF4GAN, which traces the training dynamics.
+
 :class:`GANTask` keeps each piece (latents, the two losses, the update) a separate method
 so that a tracing variant (IF4GAN's recorded, simultaneous SGD) can override the update
 alone.
@@ -25,6 +30,7 @@ alone.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +43,7 @@ from tqdm.auto import tqdm
 
 from gmval.images import ImageSet
 from gmval.models.generator import check_labels, check_shape, crop_to, pad_to, padded_size, to_uint8
-from gmval.models.training import Batch, TrainConfig, TrainResult, default_device, seeded_init, train
+from gmval.models.training import Batch, TrainConfig, TrainResult, default_device, seeded_init, train, update_ema
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,11 @@ class DCGANDiscriminator(nn.Module):
         return self.net(pad_to(x, self.canvas, -1.0)).squeeze(1)
 
 
+#: Bumped whenever a change to this module changes what a training run produces, so that the
+#: zoo never reuses weights trained by an older recipe (the number is part of the model's key).
+RECIPE = 2
+
+
 class GANTask:
     """Alternating DCGAN training: one discriminator then one generator update per batch.
 
@@ -149,16 +160,25 @@ class GANTask:
         discriminator: D.
         lr: Adam learning rate of both.
         betas: Adam betas of both.
+        ema_decay: decay of the weight average of G that samples (0: no average, the live G samples).
     """
 
     def __init__(self, generator: DCGANGenerator, discriminator: DCGANDiscriminator, lr: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999)) -> None:
+                 betas: tuple[float, float] = (0.5, 0.999), ema_decay: float = 0.0) -> None:
         self.g, self.d = generator, discriminator
+        self.ema_decay = ema_decay
+        self.g_ema = copy.deepcopy(generator).requires_grad_(False) if ema_decay > 0 else None
         self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=True)
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas, fused=True)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.g, "discriminator": self.d}
+        live = {"generator": self.g, "discriminator": self.d}
+        return live if self.g_ema is None else {**live, "generator_ema": self.g_ema}
+
+    @property
+    def sampler(self) -> DCGANGenerator:
+        """The generator that draws samples: the weight average when there is one."""
+        return self.g if self.g_ema is None else self.g_ema
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
@@ -190,11 +210,13 @@ class GANTask:
         loss_g.backward()
         self.d.requires_grad_(True)
         self.opt_g.step()
+        if self.g_ema is not None:
+            update_ema(self.g_ema, self.g, self.ema_decay, batch.step)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
 
 def train_gan(data: ImageSet, folder: Path, config: GANConfig, train_config: TrainConfig, lr: float = 2e-4,
-              params: dict[str, Any] | None = None, progress: bool = True,
+              ema_decay: float = 0.0, params: dict[str, Any] | None = None, progress: bool = True,
               device: torch.device | None = None) -> tuple[DCGANGenerator, TrainResult]:
     """Train (or resume, or just load) the GAN on ``data`` in ``folder``.
 
@@ -204,18 +226,21 @@ def train_gan(data: ImageSet, folder: Path, config: GANConfig, train_config: Tra
         config: sizes.
         train_config: epochs, batch size, seed, checkpoint cadence.
         lr: Adam learning rate of G and D.
+        ema_decay: decay of G's weight average that samples (0: the live G samples).
         params: extra identifying parameters recorded with the run.
         progress: show a tqdm bar.
         device: where to train; default GPU when present.
 
     Returns:
-        (the trained generator in eval mode, the run).
+        (the generator that samples, in eval mode: G's weight average when ``ema_decay > 0``, the run).
     """
     check_shape(data, config.channels, config.image_size)
     device = device or default_device()
     g = seeded_init(train_config.seed, lambda: DCGANGenerator(config)).to(device)
     d = seeded_init(train_config.seed + 1, lambda: DCGANDiscriminator(config)).to(device)
-    task = GANTask(g, d, lr=lr)
+    task = GANTask(g, d, lr=lr, ema_decay=ema_decay)
     run_params = {"model": "dcgan", "config": asdict(config), "lr": lr, **(params or {})}
+    if ema_decay > 0:
+        run_params["ema_decay"] = ema_decay
     result = train(task, data, train_config, folder, run_params, desc="dcgan", progress=progress)
-    return g, result
+    return task.sampler.eval(), result

@@ -15,6 +15,11 @@ On disk a run is a folder::
     params.json                      what the run was started with (checked on resume)
     checkpoint.safetensors           latest state: weights, optimizer state, step, history
     snapshots/step-00050000.safetensors   weights kept every ``keep_every`` steps
+
+A finished run may instead hold ``final.safetensors``: the weights of the last step only,
+without optimizer state, possibly only of the modules that sample (committed pretrained
+weights are installed that way, :mod:`gmval.models.pretrained`). :func:`train` then loads it
+and trains nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from gmval.precision import forward_precision, resolve_precision
 from gmval.store import CacheError, atomic_write_bytes, atomic_write_text, canonical
 
 CHECKPOINT = "checkpoint.safetensors"
+FINAL = "final.safetensors"
 SNAPSHOTS = "snapshots"
 PARAMS = "params.json"
 
@@ -69,6 +75,31 @@ def seeded_init(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def ema_decay_at(decay: float, step: int) -> float:
+    """The EMA decay used after step ``step`` (0-based): warmed up as min(decay, (1 + t) / (10 + t)).
+
+    The warm-up lets the average forget its random initial weights within the first few
+    hundred steps instead of carrying them for 1 / (1 - decay) steps.
+    """
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(average: nn.Module, live: nn.Module, decay: float, step: int) -> None:
+    """Move ``average``'s parameters and floating buffers (BatchNorm statistics) towards ``live``'s.
+
+    Integer buffers (BatchNorm's batch counter) are copied: they count, they do not average.
+    """
+    rate = 1.0 - ema_decay_at(decay, step)
+    for avg, cur in zip(average.parameters(), live.parameters(), strict=True):
+        avg.lerp_(cur, rate)
+    for avg, cur in zip(average.buffers(), live.buffers(), strict=True):
+        if avg.is_floating_point():
+            avg.lerp_(cur, rate)
+        else:
+            avg.copy_(cur)
 
 
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -217,6 +248,8 @@ def train(task: TrainTask, data: ImageSet, config: TrainConfig, folder: Path, pa
     start = 0
     history: list[dict[str, float]] = []
     window: dict[str, list[float]] = {}
+    if not (folder / CHECKPOINT).is_file() and (folder / FINAL).is_file():
+        return _load_final(folder, task, config.total_steps(len(data)))
     if (folder / CHECKPOINT).is_file():
         start, history, window = load_checkpoint(folder / CHECKPOINT, task)
     layout = torch.contiguous_format
@@ -258,6 +291,32 @@ def train(task: TrainTask, data: ImageSet, config: TrainConfig, folder: Path, pa
     for module in modules.values():
         module.to(memory_format=torch.contiguous_format).eval()
     return TrainResult(folder=folder, steps=total, history=history, snapshots=list_snapshots(folder))
+
+
+def _load_final(folder: Path, task: TrainTask, total: int) -> TrainResult:
+    """Load a finished run's weights-only ``final.safetensors`` (see the module docstring)."""
+    tensors, metadata = _read(folder / FINAL)
+    step = int(metadata["step"])
+    if step != total:
+        raise CacheError(f"{folder / FINAL} holds the weights of step {step}, not of the run's last step {total}; "
+                         "delete the folder to retrain")
+    held = {name: module for name, module in task.modules().items()
+            if any(key.startswith(f"module.{name}.") for key in tensors)}
+    if not held:
+        raise CacheError(f"{folder / FINAL} holds none of the modules {sorted(task.modules())}; delete it to retrain")
+    _load_modules(folder / FINAL, tensors, held)
+    for module in task.modules().values():
+        module.eval()
+    return TrainResult(folder=folder, steps=step, history=json.loads(metadata.get("history", "[]")),
+                       snapshots=list_snapshots(folder))
+
+
+def finished_weights(folder: Path) -> Path:
+    """The file holding a finished run's last weights: its checkpoint, or its weights-only final file."""
+    for name in (CHECKPOINT, FINAL):
+        if (folder / name).is_file():
+            return folder / name
+    raise CacheError(f"{folder} holds no finished run (neither {CHECKPOINT} nor {FINAL})")
 
 
 def _to_channels_last(task: TrainTask) -> None:
@@ -346,7 +405,9 @@ def _load_modules(path: Path, tensors: dict[str, torch.Tensor], modules: dict[st
     for name, module in modules.items():
         state = dict(_prefixed(tensors, f"module.{name}."))
         if not state:
-            raise CacheError(f"checkpoint {path} holds no module {name!r}")
+            held = sorted({key.split(".")[1] for key in tensors if key.startswith("module.")})
+            raise CacheError(f"{path} holds no module {name!r} (it holds {', '.join(held) or 'none'}); "
+                             "pretrained weights keep only the modules that sample: retrain to get the others")
         device = next(module.parameters()).device
         module.load_state_dict({k: v.to(device) for k, v in state.items()})
 

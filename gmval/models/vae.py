@@ -41,6 +41,10 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adam", "sgd")
 
 
+#: Bumped whenever a change to this module changes what a training run produces, so that the
+#: zoo never reuses weights trained by an older recipe (part of the model's key).
+RECIPE = 1
+
 @dataclass(frozen=True)
 class VAEConfig:
     """Shape and objective of a :class:`BetaVAE`.

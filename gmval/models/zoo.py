@@ -13,21 +13,24 @@
 
 Names are ``<dataset>-<kind>`` for dataset in mnist, fashion-mnist, cifar10 and kind in
 vae, gan, diffusion, plus ``motivation-gan`` and ``motivation-diffusion`` (the paper's
-Sec. 2.1.2 experiment: the profile's CIFAR-10 stand-in with one half of one class held out) and
+Sec. 2.1.2 experiment: trained only on one half X_v2 of one class of the profile's CIFAR-10
+stand-in, long enough to memorise it, as the paper's BigGAN on one half of a class is) and
 ``noisy-mnist-gan`` (MNIST with Gaussian-noise images appended, the paper's C3).
-:func:`generator_names` lists the ones a profile's experiments use. A profile whose training
-cap leaves each class's other half unseen (``default``) needs no ``motivation-*`` model:
-:func:`class_halves` then finds X_v1 among the images the cap left out.
+:func:`generator_names` lists the ones a profile's experiments use. A profile may instead
+value a model of the whole split whose training cap left each class's other half unseen
+(``ci``): :func:`class_halves` then finds X_v1 among the images the cap left out.
 
 Everything is keyed by its parameters under the data folder (:mod:`gmval.paths`):
 checkpoints in ``models/<name>-<hash>/`` (hash of architecture, training settings and the
 training set's fingerprint), samples and reports in ``cache/``. A changed setting
-trains a new model; an interrupted training resumes.
+trains a new model; an interrupted training resumes. A model whose weights the project
+committed (:mod:`gmval.models.pretrained`, same key) is installed from them instead of trained.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -40,12 +43,13 @@ import torch
 from gmval import paths
 from gmval.data import add_gaussian_noise, load_dataset, split_class, subsample
 from gmval.images import ImageSet
+from gmval.models import pretrained
 from gmval.models.classifier import Classifier, train_classifier
 from gmval.models.fid import frechet_distance
-from gmval.models.gan import GANConfig, train_gan
+from gmval.models.gan import DCGANGenerator, GANConfig, train_gan
 from gmval.models.generator import Generator
 from gmval.models.training import TrainConfig, default_device, train_precision
-from gmval.models.vae import VAEConfig, train_vae
+from gmval.models.vae import BetaVAE, VAEConfig, train_vae
 from gmval.parallel import resolve_workers, run_jobs
 from gmval.precision import resolve_precision
 from gmval.profiles import Profile, profile_settings
@@ -81,7 +85,7 @@ def _specs() -> dict[str, GeneratorSpec]:
              for ds in LABELLED_DATASETS for kind in KINDS}
     for kind in ("gan", "diffusion"):
         specs[f"motivation-{kind}"] = GeneratorSpec(
-            kind, None, "half-class", f"{kind} trained on the CIFAR-10 stand-in without one half of one class (Sec. 2.1.2)")
+            kind, None, "half-class", f"{kind} trained only on one half of one class of the CIFAR-10 stand-in (Sec. 2.1.2)")
     specs["noisy-mnist-gan"] = GeneratorSpec(
         "gan", "mnist", "noisy", "GAN trained on MNIST plus Gaussian-noise images (out-of-distribution test, C3)")
     return specs
@@ -147,7 +151,7 @@ def dataset_of(name: str, profile: Profile = "default") -> str:
 
 
 def _split_half_class(base: ImageSet, m: Mapping[str, Any]) -> tuple[ImageSet, ImageSet]:
-    """(X_v1, X_v2) of a ``half-class`` generator's capped split: the half it is trained without, and the other."""
+    """(X_v1, X_v2) of a ``half-class`` generator's capped split: the half it never sees, and the half it is trained on."""
     return split_class(base, m["half_class"]["label"], seed=m["seed"])
 
 
@@ -156,12 +160,8 @@ def training_data(name: str, profile: Profile = "default") -> TrainingData:
     spec, m = _spec(name), _models(profile)
     base = _capped(load_split(dataset_of(name, profile), "train"), m["train_images"], m["seed"])
     if spec.curation == "half-class":
-        # X_v1 (the first half of split_class) is kept out; X_v2 stays in. The rest of the
-        # dataset stays in too: a GAN on 3,000 images of one class collapses within a CPU
-        # budget, while samples of the class from a model of the whole dataset are good.
-        held_out, _ = _split_half_class(base, m)
-        train = base.subset(np.flatnonzero(~np.isin(base.ids, held_out.ids)), name=f"{base.name}-without-half")
-        return TrainingData(train=train)
+        _, trained = _split_half_class(base, m)
+        return TrainingData(train=trained.subset(np.arange(len(trained)), name=f"{base.name}-half-class"))
     if spec.curation == "noisy":
         train, noisy_ids = add_gaussian_noise(base, n=m["noisy"]["n"], std=m["noisy"]["std"], seed=m["seed"])
         return TrainingData(train=train, noisy_ids=noisy_ids)
@@ -174,8 +174,8 @@ def class_halves(name: str, profile: Profile = "default") -> tuple[ImageSet, Ima
     Both are random, disjoint and equally large sets of the class's training-split images,
     drawn from the same distribution; only X_v2 is in the generator's training set.
 
-    * A ``motivation-*`` generator was trained without X_v1, one half of the class, on
-      purpose: X_v1 is that half and X_v2 the other.
+    * A ``motivation-*`` generator was trained on X_v2, one half of the class, alone: X_v1
+      is the other half.
     * A generator of the whole split under a cap (``models.train_images``) was trained on a
       stratified random subsample, so the class images the cap left out are distributed as
       the ones it kept: X_v2 is the class's images in the training set, X_v1 as many of the
@@ -203,7 +203,7 @@ def class_halves(name: str, profile: Profile = "default") -> tuple[ImageSet, Ima
     if n == 0:
         raise ValueError(f"{name}: its training set holds {len(seen)} of the {len(seen) + len(unseen)} class-{label} "
                          f"images of {split.name}, so no unseen half is left; train_images caps nothing here, "
-                         "use motivation-gan or motivation-diffusion, which hold half of the class out")
+                         "use motivation-gan or motivation-diffusion, which are trained on one half of the class")
     rng = np.random.default_rng(seed)
     unseen, seen = (np.sort(rng.choice(index, size=n, replace=False)) for index in (unseen, seen))
     tag = f"{split.name}-class{label}"
@@ -241,12 +241,20 @@ class _Plan:
     folder: Path
 
 
+def _recipe(kind: str) -> int:
+    """The recipe version of a model kind's code (the ``RECIPE`` of module ``gmval.models.<kind>``)."""
+    # Imported by name: the diffusion module pulls in diffusers, which VAE and GAN users never need.
+    return importlib.import_module(f"gmval.models.{kind}").RECIPE
+
+
 def _plan(name: str, profile: Profile, root: Path | None) -> _Plan:
     spec, m = _spec(name), _models(profile)
     dataset = dataset_of(name, profile)
     data = training_data(name, profile)
     c, h, _ = data.train.shape
     settings = m[spec.kind]
+    if spec.curation == "half-class":
+        settings = {**settings, "epochs": m["half_class"]["epochs"][spec.kind]}
     config: Any
     if spec.kind == "vae":
         config = VAEConfig(channels=c, image_size=h, latent_dim=settings["latent_dim"],
@@ -255,7 +263,7 @@ def _plan(name: str, profile: Profile, root: Path | None) -> _Plan:
         train_config = _train_config(settings, m, keep_every=settings["keep_every"])
     elif spec.kind == "gan":
         config = GANConfig(channels=c, image_size=h)
-        hyper = {"lr": settings["lr"]}
+        hyper = {"lr": settings["lr"], "ema_decay": settings["ema_decay"]}
         train_config = _train_config(settings, m)
     else:
         from gmval.models.diffusion import DiffusionConfig
@@ -267,7 +275,7 @@ def _plan(name: str, profile: Profile, root: Path | None) -> _Plan:
                                  p_uncond=settings["p_uncond"])
         hyper = {"lr": settings["lr"], "ema_decay": settings["ema_decay"]}
         train_config = _train_config(settings, m)
-    key_params = {"kind": spec.kind, "config": asdict(config), "hyper": hyper,
+    key_params = {"kind": spec.kind, "recipe": _recipe(spec.kind), "config": asdict(config), "hyper": hyper,
                   "train": {k: v for k, v in asdict(train_config).items() if k != "checkpoint_seconds"},
                   "data": data.train.fingerprint()}
     folder = _dirs(root)[0] / artefact_key(name, key_params)
@@ -290,23 +298,51 @@ def get_generator(name: str, profile: Profile = "default", root: Path | None = N
         progress: show tqdm bars.
     """
     plan = _plan(name, profile, root)
-    params = {"name": name}
+    pretrained.install(plan.folder)
+    return train_plan(plan, profile, progress=progress)
+
+
+def train_plan(plan: _Plan, profile: Profile, folder: Path | None = None, train_config: TrainConfig | None = None,
+               progress: bool = True) -> Generator:
+    """Train (or resume, or load) ``plan``'s model; returns the model that samples.
+
+    Args:
+        folder / train_config: run elsewhere or otherwise than the plan says (a training curve's
+            run keeps a snapshot per epoch, :mod:`gmval.models.curve`).
+    """
+    folder, config, params = folder or plan.folder, train_config or plan.train_config, {"name": plan.name}
     model: Generator
     if plan.kind == "vae":
-        model, _ = train_vae(plan.data.train, plan.folder, plan.config, plan.train_config,
-                             optimizer=plan.hyper["optimizer"], lr=plan.hyper["lr"], params=params, progress=progress)
+        model, _ = train_vae(plan.data.train, folder, plan.config, config, optimizer=plan.hyper["optimizer"],
+                             lr=plan.hyper["lr"], params=params, progress=progress)
     elif plan.kind == "gan":
-        model, _ = train_gan(plan.data.train, plan.folder, plan.config, plan.train_config, lr=plan.hyper["lr"],
-                             params=params, progress=progress)
+        model, _ = train_gan(plan.data.train, folder, plan.config, config, lr=plan.hyper["lr"],
+                             ema_decay=plan.hyper["ema_decay"], params=params, progress=progress)
     else:
         from gmval.models.diffusion import train_diffusion
 
         settings = _models(profile)["diffusion"]
-        model, _ = train_diffusion(plan.data.train, plan.folder, plan.config, plan.train_config,
+        model, _ = train_diffusion(plan.data.train, folder, plan.config, config,
                                    lr=plan.hyper["lr"], ema_decay=plan.hyper["ema_decay"],
                                    sampling_steps=settings["sampling_steps"],
                                    guidance_scale=settings["guidance_scale"], params=params, progress=progress)
     return model
+
+
+def build_sampler(name: str, profile: Profile, run: Mapping[str, Any]) -> Generator:
+    """An untrained sampling model of generator ``name`` with the architecture of run parameters ``run``."""
+    kind = _spec(name).kind
+    if kind == "vae":
+        return BetaVAE(VAEConfig(**run["config"]))
+    if kind == "gan":
+        return DCGANGenerator(GANConfig(**run["config"]))
+    from gmval.models.diffusion import ConditionalDiffusion, DiffusionConfig
+
+    settings = _models(profile)["diffusion"]
+    config = run["config"]
+    config = DiffusionConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    return ConditionalDiffusion(config, sampling_steps=settings["sampling_steps"],
+                                guidance_scale=settings["guidance_scale"])
 
 
 def _classifier_plan(dataset: str, profile: Profile, root: Path | None
@@ -373,7 +409,9 @@ def sample(name: str, n: int, seed: int, profile: Profile = "default", root: Pat
     """
     plan = _plan(name, profile, root)
     m = _models(profile)
-    params: dict[str, Any] = {"generator": plan.folder.name, "n": n, "seed": seed}
+    pretrained.install(plan.folder)
+    params: dict[str, Any] = {"generator": plan.folder.name, "weights": pretrained.weights_source(plan.folder),
+                              "n": n, "seed": seed}
     if label is not None:
         num_classes = _num_classes(plan.data.train)
         if not 0 <= label < num_classes:
@@ -389,17 +427,25 @@ def sample(name: str, n: int, seed: int, profile: Profile = "default", root: Pat
     stage = f"{name}-samples"
     art = store.load(stage, params)
     if art is None:
-        model = get_generator(name, profile, root, progress)
-        if model.conditional:
-            labels = np.full(n, label) if label is not None else np.arange(n) % model.num_classes
-            images = model.generate(n, seed=seed, labels=labels, batch_size=m["sample_batch"], progress=progress,
-                                    precision=params["sampling"]["precision"])
-        else:
-            images, labels = _sample_unconditional(model, plan.dataset, n, seed, profile, root, progress, label)
+        images, labels = draw(get_generator(name, profile, root, progress), n, seed, profile, plan.dataset, root,
+                              progress, label)
         art = store.save(stage, params, arrays={"images": images.numpy(), "labels": labels})
     return ImageSet(images=torch.from_numpy(art.array("images", mmap=False)), ids=np.arange(n),
                     labels=art.array("labels", mmap=False), name=f"{name}-seed{seed}",
                     classes=plan.data.train.classes)
+
+
+def draw(model: Generator, n: int, seed: int, profile: Profile, dataset: str, root: Path | None = None,
+         progress: bool = False, label: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """``n`` images of ``model`` from ``seed`` and their labels, as :func:`sample` draws them (uncached)."""
+    m = _models(profile)
+    if model.conditional:
+        labels = np.full(n, label) if label is not None else np.arange(n) % model.num_classes
+        precision = resolve_precision(m["diffusion"].get("sampling_precision", "fp32"), default_device())
+        images = model.generate(n, seed=seed, labels=labels, batch_size=m["sample_batch"], progress=progress,
+                                precision=precision)
+        return images, labels
+    return _sample_unconditional(model, dataset, n, seed, profile, root, progress, label)
 
 
 def _sample_unconditional(model: Generator, dataset: str, n: int, seed: int, profile: Profile,
@@ -418,47 +464,113 @@ def _sample_unconditional(model: Generator, dataset: str, n: int, seed: int, pro
     return pool[torch.from_numpy(best)], logits[best].argmax(1).numpy().astype(np.int64)
 
 
+#: Gaussian blurs (sigma in pixels) of real images whose FD is reported beside a generator's, so
+#: that a reader can calibrate what an FD means in this feature space.
+BLUR_SIGMAS = (0.5, 1.0)
+#: Max-softmax at which the classifier's label of a sample counts as confident.
+CONFIDENT = 0.9
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """What "well-trained" means here (the bar every valued generator must clear; issue 19 of the project).
+
+    Attributes:
+        fd_ratio: largest FD as a multiple of the real-image floor, per kind.
+        class_accuracy: smallest share of conditional samples classified as their class, per dataset.
+        confident_share: smallest share of unconditional samples labelled with max-softmax >= :data:`CONFIDENT`.
+        class_count_ratio: largest ratio of the most to the least frequent predicted class.
+    """
+
+    fd_ratio: Mapping[str, float]
+    class_accuracy: Mapping[str, float]
+    confident_share: float = 0.9
+    class_count_ratio: float = 2.0
+
+    def failures(self, report: Mapping[str, Any], kind: str) -> list[str]:
+        """The criteria a :func:`quality` report misses, each as a short phrase (empty: it passes)."""
+        out = []
+        ratio, bar = report["fd"] / report["fd_real"], self.fd_ratio[kind]
+        if not ratio <= bar:
+            out.append(f"FD {ratio:.1f}x the floor (gate {bar:g}x)")
+        if "class_accuracy" in report:
+            need = self.class_accuracy.get(report["dataset"], 0.0)
+            if not report["class_accuracy"] >= need:
+                out.append(f"class accuracy {report['class_accuracy']:.3f} (gate {need:g})")
+        else:
+            if not report["confident_share"] >= self.confident_share:
+                out.append(f"{report['confident_share']:.1%} confidently labelled (gate {self.confident_share:.0%})")
+            if not report["class_count_ratio"] <= self.class_count_ratio:
+                out.append(f"class counts {report['class_count_ratio']:.1f}x apart (gate {self.class_count_ratio:g}x)")
+        return out
+
+
+GATE = QualityGate(fd_ratio={"gan": 5.0, "diffusion": 5.0, "vae": 20.0},
+                   class_accuracy={"mnist": 0.95, "fashion-mnist": 0.80})
+
+
+def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train: ImageSet, classifier: Classifier,
+                   conditional: bool) -> dict[str, Any]:
+    """Quality of generated images ``fake`` measured with ``dataset``'s classifier (see :func:`quality`)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    logits = torch.from_numpy(classifier.logits(fake))
+    predicted = logits.argmax(1).numpy()
+    confidence = torch.softmax(logits, 1).max(1).values.numpy()
+    histogram = np.bincount(predicted, minlength=classifier.config.num_classes)
+    real_features = classifier.embed(reference)  # every distance's reference: embedded once
+    report: dict[str, Any] = {
+        "dataset": dataset, "samples": len(fake), "real_images": len(reference),
+        "fd": frechet_distance(classifier.embed(fake), real_features),
+        "fd_real": frechet_distance(classifier.embed(real_train), real_features),
+        "class_histogram": histogram.tolist(),
+        "class_count_ratio": float(histogram.max() / histogram.min()) if histogram.min() > 0 else float("inf"),
+        "confident_share": float(np.mean(confidence >= CONFIDENT)),
+    }
+    for sigma in BLUR_SIGMAS:
+        blurred = gaussian_blur(real_train.images, kernel_size=2 * round(3 * sigma) + 1, sigma=sigma)
+        report[f"fd_blur_{sigma:g}"] = frechet_distance(classifier.embed(blurred), real_features)
+    if conditional:
+        assert fake.labels is not None
+        report["class_accuracy"] = float(np.mean(predicted == fake.labels))
+    return report
+
+
 def quality(name: str, profile: Profile = "default", root: Path | None = None,
             progress: bool = True) -> dict[str, Any]:
-    """Measured sample quality of generator ``name`` (cached).
+    """Measured sample quality of generator ``name`` (cached), and whether it clears :data:`GATE`.
 
     Scores ``quality_samples`` images (seed :data:`QUALITY_SEED`) with the dataset's classifier:
 
     * ``fd``: Fréchet distance to :func:`reference_images` in the classifier's feature space;
       ``fd_real``: the same for as many real training images, the floor a perfect
-      generator would reach at this sample size.
+      generator would reach at this sample size; ``fd_blur_<sigma>``: the same for those real
+      images Gaussian-blurred (:data:`BLUR_SIGMAS`), to calibrate what an FD means.
     * ``class_accuracy`` (conditional generators): fraction classified as their conditioning class.
-    * ``class_histogram``: predicted class counts (mode collapse shows here).
+    * ``class_histogram``: predicted class counts (mode collapse shows here);
+      ``class_count_ratio``: its largest over its smallest count.
+    * ``confident_share``: fraction whose classifier max-softmax is at least :data:`CONFIDENT`.
     * ``classifier_test_accuracy``: how far the classifier's labels can be trusted.
+    * ``gate_failures``: what :data:`GATE` finds missing (empty when the generator passes).
     """
     m = _models(profile)
     plan = _plan(name, profile, root)
     fake = sample(name, m["quality_samples"], QUALITY_SEED, profile, root, progress)
     classifier, classifier_report = get_classifier(plan.dataset, profile, root, progress)
     real = reference_images(name, profile)
-    train = plan.data.train
-    real_train = _capped(train, len(fake), m["seed"])
+    real_train = _capped(plan.data.train, len(fake), m["seed"])
     params = {"samples": fake.fingerprint(), "real": real.fingerprint(), "real_train": real_train.fingerprint(),
-              "classifier": _classifier_plan(plan.dataset, profile, root)[3].name}
+              "classifier": _classifier_plan(plan.dataset, profile, root)[3].name, "blur": list(BLUR_SIGMAS),
+              "confident": CONFIDENT}
     store = ArtifactStore(_dirs(root)[1] / "reports")
     art = store.load(f"{name}-quality", params)
     if art is None:
-        predicted = classifier.predict(fake)
-        num_classes = classifier.config.num_classes
-        real_features = classifier.embed(real)  # both distances' reference: embedded once (4.5 s per 10,000)
-        report: dict[str, Any] = {
-            "generator": name, "dataset": plan.dataset, "samples": len(fake), "real_images": len(real),
-            "fd": frechet_distance(classifier.embed(fake), real_features),
-            "fd_real": frechet_distance(classifier.embed(real_train), real_features),
-            "class_histogram": np.bincount(predicted, minlength=num_classes).tolist(),
-            "classifier_test_accuracy": classifier_report["test_accuracy"],
-        }
-        if plan.kind == "diffusion":
-            assert fake.labels is not None
-            report["class_accuracy"] = float(np.mean(predicted == fake.labels))
+        report = {"generator": name, **sample_quality(fake, plan.dataset, real, real_train, classifier,
+                                                      conditional=plan.kind == "diffusion"),
+                  "classifier_test_accuracy": classifier_report["test_accuracy"]}
         art = store.save(f"{name}-quality", params, extra=lambda d: _write_json(d / "report.json", report))
-    return _read_json(art.file("report.json"))
-
+    report = _read_json(art.file("report.json"))
+    return {**report, "kind": plan.kind, "gate_failures": GATE.failures(report, plan.kind)}
 
 
 # Longest trainings first, so that a pool does not end on one long job alone. Per step on one

@@ -1,0 +1,99 @@
+"""Sample quality against training length: train a zoo generator once, keep a snapshot per epoch, score each.
+
+A zoo run's randomness depends on ``(seed, step)`` only and its learning rate is constant, so
+the snapshot of epoch ``e`` of a long run holds exactly the weights an ``e``-epoch run ends
+with. One long run therefore measures the whole curve, and any of its snapshots can be
+committed as the shorter run's result (:mod:`gmval.models.pretrained`).
+
+The curve's run lives in ``<data>/curves/<zoo folder name of the longest run>/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from gmval import paths
+from gmval.images import ImageSet
+from gmval.models import zoo
+from gmval.models.training import PARAMS, list_snapshots, load_weights
+from gmval.profiles import Profile, profile_settings
+
+#: The modules that sample, per kind (what :func:`snapshot_sampler` loads).
+SAMPLER_MODULE = {"gan": "generator_ema", "diffusion": "ema", "vae": "vae"}
+
+
+def with_epochs(name: str, profile: Profile, epochs: int) -> dict[str, Any]:
+    """``profile`` (as a dict) with generator ``name``'s training length set to ``epochs``."""
+    settings = copy.deepcopy(profile_settings(profile))
+    spec = zoo.GENERATORS[name]
+    if spec.curation == "half-class":
+        settings["models"]["half_class"]["epochs"][spec.kind] = epochs
+    else:
+        settings["models"][spec.kind]["epochs"] = epochs
+    return settings
+
+
+def curve_folder(name: str, profile: Profile, epochs: int, root: Path | None = None) -> Path:
+    """Where the curve run of ``name`` trained for ``epochs`` lives."""
+    base = paths.DATA if root is None else Path(root)
+    return base / "curves" / zoo.generator_folder(name, with_epochs(name, profile, epochs), root).name
+
+
+def train_curve(name: str, profile: Profile, epochs: int, root: Path | None = None,
+                progress: bool = False) -> Path:
+    """Train (or resume) ``name`` for ``epochs`` with a snapshot after every epoch; returns the run's folder."""
+    settings = with_epochs(name, profile, epochs)
+    plan = zoo._plan(name, settings, root)
+    per_epoch = plan.train_config.steps_per_epoch(len(plan.data.train))
+    config = dataclasses.replace(plan.train_config, keep_every=per_epoch)
+    folder = curve_folder(name, profile, epochs, root)
+    zoo.train_plan(plan, settings, folder=folder, train_config=config, progress=progress)
+    return folder
+
+
+def snapshot_sampler(name: str, profile: Profile, folder: Path, path: Path) -> nn.Module:
+    """The sampling model of ``name`` with the weights of snapshot ``path`` of curve run ``folder``."""
+    run = json.loads((folder / PARAMS).read_text())
+    model = zoo.build_sampler(name, profile, run)
+    load_weights(path, {SAMPLER_MODULE[zoo.GENERATORS[name].kind]: model})
+    return model.eval()
+
+
+def curve_quality(name: str, profile: Profile, folder: Path, root: Path | None = None) -> pd.DataFrame:
+    """One row per snapshot of curve run ``folder``: epoch, step, wall seconds since the start, and quality.
+
+    The seconds come from the snapshot files' times, so they are the wall time of this run on
+    its machine (with whatever else ran beside it), not a benchmark.
+    """
+    m = profile_settings(profile)["models"]
+    plan = zoo._plan(name, profile, root)
+    classifier, _ = zoo.get_classifier(plan.dataset, profile, root, progress=False)
+    reference = zoo.reference_images(name, profile)
+    real_train = zoo._capped(plan.data.train, m["quality_samples"], m["seed"])
+    per_epoch = plan.train_config.steps_per_epoch(len(plan.data.train))
+    start = (folder / PARAMS).stat().st_mtime
+    rows = []
+    for step, path in list_snapshots(folder):
+        model = snapshot_sampler(name, profile, folder, path)
+        began = time.perf_counter()
+        images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root)
+        fake = ImageSet(images=images, ids=np.arange(len(images)), labels=labels, name=f"{name}-step{step}")
+        report = zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier,
+                                    conditional=plan.kind == "diffusion")
+        rows.append({"generator": name, "kind": plan.kind, "epoch": step // per_epoch, "step": step,
+                     "wall_seconds": round(path.stat().st_mtime - start, 1),
+                     "sample_seconds": round(time.perf_counter() - began, 1),
+                     **{k: v for k, v in report.items() if k not in ("dataset", "class_histogram")},
+                     "fd_ratio": report["fd"] / report["fd_real"],
+                     "min_class": min(report["class_histogram"]), "max_class": max(report["class_histogram"]),
+                     "gate_failures": "; ".join(zoo.GATE.failures(report, plan.kind))})
+    return pd.DataFrame(rows)
