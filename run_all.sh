@@ -6,6 +6,8 @@
 #   ./run_all.sh --only 02            run only notebooks whose name starts with 02 (repeatable)
 #   ./run_all.sh --setup-only         only create .venv and install gmval with its test tools
 #   ./run_all.sh --force              rerun notebooks that already finished for this profile
+#   ./run_all.sh --retrain            train every generator here instead of installing the committed
+#                                     weights (gmval/models/pretrained/; hours on a 2-core CPU)
 #
 # Executed notebooks go to notebooks/executed/<profile>/, figures and tables to figures/.
 # A notebook that finished is skipped on the next run (its executed copy carries a
@@ -18,13 +20,15 @@ profile=default
 only=()
 setup_only=0
 force=0
+retrain=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
     --only) only+=("$2"); shift 2 ;;
     --setup-only) setup_only=1; shift ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --retrain) retrain=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -73,7 +77,7 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
 fi
 [ "$setup_only" = 1 ] && exit 0
 
-export MPLBACKEND=Agg GMVAL_PROFILE="$profile"
+export MPLBACKEND=Agg GMVAL_PROFILE="$profile" GMVAL_RETRAIN="$retrain"
 out="notebooks/executed/$profile"
 mkdir -p "$out" figures
 shopt -s nullglob

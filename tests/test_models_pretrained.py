@@ -13,7 +13,15 @@ from torch import nn
 
 from gmval.data import load_digits
 from gmval.models import gan, pretrained, zoo
-from gmval.models.training import FINAL, PARAMS, ema_decay_at, finished_weights, load_weights, update_ema
+from gmval.models.training import (
+    FINAL,
+    PARAMS,
+    ema_decay_at,
+    finished_weights,
+    list_snapshots,
+    load_weights,
+    update_ema,
+)
 from gmval.profiles import get_profile
 from gmval.store import CacheError
 
@@ -132,3 +140,26 @@ def test_a_run_trained_here_is_never_overwritten(digits_zoo: dict[str, Any], tmp
     assert pretrained.entry("nope-0123") is None
     np.testing.assert_equal(sorted(pretrained.manifest()), [zoo.generator_folder("mnist-gan", digits_zoo,
                                                                                    tmp_path / "a").name])
+
+
+@pytest.mark.parametrize("name", ["mnist-gan", "mnist-vae"])
+def test_a_curve_snapshot_is_the_shorter_run(name: str, digits_zoo: dict[str, Any], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from gmval.models import curve
+
+    digits_zoo["models"]["vae"].update(batch_size=32, keep_every=4)  # one snapshot per epoch of 4 steps
+    folder = curve.train_curve(name, digits_zoo, 3, root=tmp_path / "curve")
+    assert len(list(folder.glob("snapshots/*.safetensors"))) == 3
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    curve.export_snapshot(name, digits_zoo, 3, 2, {"profile": "test"}, root=tmp_path / "curve", directory=shipped)
+    two = curve.with_epochs(name, digits_zoo, 2)
+    direct = zoo.get_generator(name, two, tmp_path / "direct", progress=False)
+    monkeypatch.setattr(pretrained, "DIR", shipped)
+    installed = zoo.get_generator(name, two, tmp_path / "installed", progress=False)
+    assert pretrained.is_installed(zoo.generator_folder(name, two, tmp_path / "installed"))
+    for a, b in zip(direct.state_dict().values(), installed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    if name == "mnist-vae":  # VAE-TracIn's snapshots come along
+        steps = [s for s, _ in list_snapshots(zoo.generator_folder(name, two, tmp_path / "installed"))]
+        assert steps == [4, 8]

@@ -97,3 +97,42 @@ def curve_quality(name: str, profile: Profile, folder: Path, root: Path | None =
                      "min_class": min(report["class_histogram"]), "max_class": max(report["class_histogram"]),
                      "gate_failures": "; ".join(zoo.GATE.failures(report, plan.kind))})
     return pd.DataFrame(rows)
+
+
+#: The modules a committed model keeps: the sampler, plus the live pair IF4GAN traces where a
+#: baseline reads it (the noisy-MNIST GAN of C3).
+COMMITTED_MODULES = {"gan": ["generator_ema"], "diffusion": ["ema"], "vae": ["vae"]}
+KEEP_ALL = ("noisy-mnist-gan",)
+
+
+def export_snapshot(name: str, profile: Profile, epochs: int, epoch: int, record: dict[str, Any],
+                    root: Path | None = None, directory: Path | None = None) -> Path:
+    """Commit the epoch-``epoch`` snapshot of ``name``'s ``epochs``-long curve run as the ``epoch``-epoch model.
+
+    The manifest key is the zoo folder name of ``profile`` with ``name`` trained for ``epoch``
+    epochs; its ``params.json`` is the curve run's with that training length and the profile's
+    snapshot cadence (the only two settings in which the runs differ).
+
+    Raises:
+        ValueError: if ``profile`` asks for snapshots the curve run did not keep.
+    """
+    from gmval.models import pretrained
+
+    folder = curve_folder(name, profile, epochs, root)
+    target = zoo._plan(name, with_epochs(name, profile, epoch), root)
+    per_epoch = target.train_config.steps_per_epoch(len(target.data.train))
+    step = epoch * per_epoch
+    params = json.loads((folder / PARAMS).read_text())
+    params["train"] = {**params["train"], "epochs": epoch, "keep_every": target.train_config.keep_every}
+    snapshots = dict(list_snapshots(folder))
+    kept = []
+    if target.train_config.keep_every:
+        wanted = range(target.train_config.keep_every, step + 1, target.train_config.keep_every)
+        missing = [s for s in wanted if s not in snapshots]
+        if missing:
+            raise ValueError(f"{folder} keeps no snapshot at steps {missing[:3]}...; the profile wants them")
+        kept = [(s, snapshots[s]) for s in wanted]
+    kind = zoo.GENERATORS[name].kind
+    modules = None if name in KEEP_ALL else COMMITTED_MODULES[kind]
+    return pretrained.export(target.folder.name, params, snapshots[step], record, modules=modules,
+                             snapshots=kept, directory=directory)
