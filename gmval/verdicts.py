@@ -779,9 +779,9 @@ def headline(folder: Path) -> list[str]:
 
 
 def verdict_counts(rows: list[Claim]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+    """How many rows got each verdict, in a fixed order (other "not comparable" reasons pooled)."""
+    order = (*VERDICTS, BELOW_GATE, NOT_REPRODUCED_VERDICT, "not comparable (other reasons)")
+    counts = dict.fromkeys(order, 0)
     for c in rows:
-        key = c.verdict if c.verdict in (*VERDICTS, BELOW_GATE, NOT_REPRODUCED_VERDICT) else \
-            "not comparable (other reasons)"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+        counts[c.verdict if c.verdict in counts else order[-1]] += 1
+    return {k: n for k, n in counts.items() if n}

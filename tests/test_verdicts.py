@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gmval import reproduction, verdicts
+from gmval import paths, reproduction, verdicts
 from gmval.generator_quality import blur, confident_mask, confident_share
 from gmval.verdicts import BELOW_GATE, CONTRADICTS, PARTLY, SUPPORTS, Tables
 
@@ -191,3 +191,18 @@ def test_every_row_has_a_verdict_on_an_empty_folder(tmp_path: Path) -> None:
     rows = verdicts.claims(tmp_path, reproduction.paper_numbers("T9"))
     assert rows and all(c.verdict for c in rows)
     assert any("not reproduced" in c.verdict and "ImageNet" in c.evidence for c in rows)
+
+
+def test_readme_and_index_match_the_committed_csvs(tmp_path: Path) -> None:
+    # README's generated blocks and REPRODUCTION.md are what `python -m gmval.reproduction` writes
+    text = (paths.ROOT / "README.md").read_text()
+    assert all(reproduction._markers(name)[0] in text for name in ("findings", "speed"))
+    assert reproduction.render_readme(text, reproduction.readme_blocks(paths.ROOT / "figures")) == text
+    index = reproduction.write_index(tmp_path / "REPRODUCTION.md", paths.ROOT / "figures")
+    assert index == (paths.ROOT / "figures" / "REPRODUCTION.md").read_text()
+
+
+def test_render_readme_replaces_only_the_block() -> None:
+    start, end = reproduction._markers("findings")
+    text = f"before\n{start}\nold\n{end}\nafter\n"
+    assert reproduction.render_readme(text, {"findings": "new", "speed": "x"}) == f"before\n{start}\nnew\n{end}\nafter\n"
