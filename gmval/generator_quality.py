@@ -22,7 +22,7 @@ from gmval.images import ImageSet
 from gmval.models import zoo
 from gmval.models.fid import frechet_distance
 from gmval.profiles import Profile, profile_settings
-from gmval.verdicts import GATE, gate_table
+from gmval.verdicts import GATE, gate_table, is_conditional
 
 #: Widths (pixels) of the Gaussian blurs whose FD is reported beside each floor.
 BLUR_SIGMAS = (0.5, 1.0, 2.0)
@@ -75,4 +75,20 @@ def quality_table(reports: pd.DataFrame, profile: Profile = "default") -> pd.Dat
     ``class_count_ratio``, ``gate`` and ``gate_reasons`` (:func:`gmval.verdicts.gate_table`).
     """
     extra = pd.DataFrame([measures(name, profile) for name in reports["generator"]])
-    return gate_table(reports.merge(extra, on="generator", how="left"))
+    table = gate_table(reports.merge(extra, on="generator", how="left"))
+    first = ["generator", "dataset", "samples", "fd", "fd_real", "fd_ratio", *map(blur_column, BLUR_SIGMAS),
+             "class_accuracy", "confident_share", "class_count_ratio", "gate", "gate_reasons"]
+    first = [c for c in first if c in table.columns]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def confident_samples(name: str, generated: ImageSet, profile: Profile = "default") -> np.ndarray | None:
+    """Which of ``name``'s samples its dataset's classifier labels confidently; None for a conditional generator.
+
+    An unconditional sample's class is the classifier's label (:func:`zoo.sample`), so C1 is
+    also reported on the samples whose label is confident (max-softmax >= the gate's threshold).
+    """
+    if is_conditional(name):
+        return None
+    classifier = zoo.get_classifier(zoo.dataset_of(name, profile), profile, progress=False)[0]
+    return confident_mask(classifier.logits(generated))

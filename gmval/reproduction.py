@@ -153,6 +153,12 @@ def claim_lines(folder: Path) -> list[str]:
     return lines
 
 
+def verdict_lines(folder: Path, items: list[str]) -> str:
+    """The claim rows whose paper item starts with one of ``items``, one sentence each, for a notebook to print."""
+    rows = [c for c in verdicts.claims(folder, paper_numbers("T9")) if c.item.startswith(tuple(items))]
+    return "\n".join(f"{c.item} ({c.setting}): {c.verdict.upper()}. {c.evidence}." for c in rows)
+
+
 def findings(folder: Path = paths.FIGURES) -> str:
     """The headline findings, as Markdown bullets computed from the CSVs under ``folder``."""
     rows = verdicts.claims(folder, paper_numbers("T9"))

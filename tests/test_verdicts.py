@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gmval import paths, reproduction, verdicts
+from gmval.evaluation import c1_table, c3_metrics
 from gmval.generator_quality import blur, confident_mask, confident_share
 from gmval.verdicts import BELOW_GATE, CONTRADICTS, PARTLY, SUPPORTS, Tables
 
@@ -206,3 +207,31 @@ def test_render_readme_replaces_only_the_block() -> None:
     start, end = reproduction._markers("findings")
     text = f"before\n{start}\nold\n{end}\nafter\n"
     assert reproduction.render_readme(text, {"findings": "new", "speed": "x"}) == f"before\n{start}\nnew\n{end}\nafter\n"
+
+
+def test_c3_metrics_counts_ties_half() -> None:
+    # 8 clean images, 2 of them at value 0; 2 noisy images at value 0
+    values = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
+    m = c3_metrics(values, np.array([8, 9]))
+    # P(clean > noisy) = 6/8, ties (2 of 8) count half
+    assert m["auroc"] == pytest.approx(6 / 8 + 0.5 * 2 / 8)
+    assert m["clean_zero_share"] == pytest.approx(2 / 8)
+    # the four zeros share rank 8.5 of 10: not in the bottom decile (> 9)
+    assert m["noisy_bottom_decile"] == 0.0 and m["noisy_mean_rank_pct"] == pytest.approx(85.0)
+    assert m["noisy_with_value"] == 0
+    strict = c3_metrics(np.arange(10, 0, -1, dtype=float), np.array([9]))
+    assert strict["auroc"] == 1.0 and strict["noisy_bottom_decile"] == 1.0
+    with pytest.raises(ValueError):
+        c3_metrics(values, np.arange(10))
+
+
+def test_c1_table_on_confident_samples() -> None:
+    train_labels = np.array([0, 0, 1, 1])
+    topk = np.array([[0, 1], [0, 2], [2, 3]])
+    gen_labels = np.array([0, 0, 0])
+    confident = np.array([True, True, False])
+    t = c1_table(topk, train_labels, gen_labels, ks=(1, 2), confident=confident)
+    assert t["ours"].tolist() == pytest.approx([100 * 2 / 3, 100 * 3 / 6])
+    assert t["ours_confident"].tolist() == pytest.approx([100.0, 75.0])
+    assert t["confident_share"].iloc[0] == pytest.approx(2 / 3)
+    assert "ours_confident" not in c1_table(topk, train_labels, gen_labels, ks=(1,)).columns
