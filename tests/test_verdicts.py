@@ -235,3 +235,53 @@ def test_c1_table_on_confident_samples() -> None:
     assert t["ours_confident"].tolist() == pytest.approx([100.0, 75.0])
     assert t["confident_share"].iloc[0] == pytest.approx(2 / 3)
     assert "ours_confident" not in c1_table(topk, train_labels, gen_labels, ks=(1,)).columns
+
+
+@pytest.mark.parametrize(("ours", "verdict"), [([80.0, 70.0, 65.0], SUPPORTS), ([62.0, 55.0, 51.0], PARTLY),
+                                               ([50.0, 55.0, 51.0], CONTRADICTS)])
+def test_c2_rule(tmp_path: Path, ours: list[float], verdict: str) -> None:
+    # same-class chances 55, 52, 50: supports needs +10 on every attribute, partly > 0 on every one
+    rows = [{"generator": "mnist-gan", "distance": "effnet-features", "attribute": a, "k": 5, "ours": o,
+             "chance": 50.0, "chance_same_class": c} for a, o, c in zip(("wide", "slanted", "thick"), ours,
+                                                                          (55.0, 52.0, 50.0), strict=True)]
+    rows.append({"generator": "mnist-gan", "distance": "effnet-features", "attribute": "thick&wide", "k": 5,
+                 "ours": 0.0, "chance": 25.0, "chance_same_class": 30.0})
+    _write(tmp_path, "c2_identical_attributes", rows)
+    _write(tmp_path, "generators_quality", [_quality()])
+    t = Tables(tmp_path)
+    (claim,) = verdicts.c2_claims(t, t.gates())
+    assert claim.verdict == verdict
+
+
+@pytest.mark.parametrize(("means", "stds", "verdict"), [([40, 44, 43, 42], [30, 8, 5, 2], SUPPORTS),
+                                                        ([40, 30, 43, 42], [30, 8, 5, 2], PARTLY),
+                                                        ([40, 30, 43, 42], [2, 8, 5, 3], CONTRADICTS)])
+def test_fig7_rule(tmp_path: Path, means: list[float], stds: list[float], verdict: str) -> None:
+    _write(tmp_path, "c1_generated_set_size", [{"generator": "mnist-gan", "class": 0, "m": m, "mean": a, "std": s}
+                                               for m, a, s in zip((1, 10, 30, 50), means, stds, strict=True)])
+    _write(tmp_path, "generators_quality", [_quality()])
+    t = Tables(tmp_path)
+    assert verdicts.fig7_claims(t, t.gates())[0].verdict == verdict
+
+
+@pytest.mark.parametrize(("gmv", "verdict"), [(60.0, SUPPORTS), (56.0, PARTLY), (50.0, CONTRADICTS)])
+def test_tracin_and_if4gan_rules(tmp_path: Path, gmv: float, verdict: str) -> None:
+    _write(tmp_path, "c1_identical_class", [_c1_row("mnist-gan", gmv, 87.0), _c1_row("mnist-gan", 55.0, 72.0,
+                                                                                     distance="vae-tracin",
+                                                                                     reductions="subset")])
+    _write(tmp_path, "c3_if4gan_vs_gmvaluator", [
+        {"method": "IF4GAN", "ours": 55.0, "generator": "mnist-gan", "noisy_scored": 5, "scored_images": 50,
+         "traced_steps": 2},
+        {"method": "GMValuator (none)", "ours": gmv, "generator": "mnist-gan", "noisy_scored": 5, "scored_images": 50,
+         "traced_steps": 2}])
+    _write(tmp_path, "generators_quality", [_quality()])
+    t = Tables(tmp_path)
+    assert verdicts.tracin_claims(t, t.gates())[0].verdict == verdict
+    assert verdicts.if4gan_claims(t, t.gates())[0].verdict == verdict
+
+
+def test_not_compared_tables_show_no_difference(tmp_path: Path) -> None:
+    _write(tmp_path, "c4_seconds_per_sample", [{"generator": "g", "distance": "l2", "quality": "none", "ours": 0.001,
+                                               "paper": 0.3}])
+    text = reproduction.write_index(tmp_path / "REPRODUCTION.md", tmp_path)
+    assert "not computed: CPU against GPU seconds" in text
