@@ -63,8 +63,8 @@ PAPER_ITEMS: list[tuple[str, list[str], str]] = [
     ("Fig. 1", ["motivation_tsne"], "Fashion-MNIST T-shirts for CIFAR-10 airplanes; DCGAN for BigGAN"),
     ("Table 6", ["motivation_ttest"], "as Fig. 1; values scale with k and m, the test's direction is the claim"),
     ("Tables 2, 7", ["c1_identical_class"],
-     "EfficientNet-Lite0 for CLIP, effnet-features for LPIPS, Fashion-MNIST for CIFAR-10; `ceiling`: the same "
-     "engine on real held-out images"),
+     ("EfficientNet-Lite0 for CLIP, effnet-features for LPIPS, Fashion-MNIST for CIFAR-10; `ceiling`: the same "
+      "engine on real held-out images")),
     ("Table 9", ["c1_embedding_ablation", "ablation_encoder_rerank"], "offline encoders only (no CLIP weights)"),
     ("Fig. 7", ["c1_generated_set_size"], "plot only in the paper"),
     ("Tables 3, 8", ["c2_identical_attributes"],
