@@ -50,8 +50,13 @@ def blur_column(sigma: float) -> str:
     return f"fd_blur_{sigma:g}"
 
 
-def measures(name: str, profile: Profile = "default", sigmas: Sequence[float] = BLUR_SIGMAS) -> dict[str, Any]:
-    """Confident share of ``name``'s quality samples and FD of blurred real images (same floor setting)."""
+def measures(name: str, profile: Profile = "default", sigmas: Sequence[float] = BLUR_SIGMAS,
+             reference: np.ndarray | None = None) -> dict[str, Any]:
+    """Confident share of ``name``'s quality samples and FD of blurred real images (same floor setting).
+
+    ``reference``: the classifier features of :func:`zoo.reference_images`, which depend on the
+    dataset only (computed here when not given).
+    """
     m = profile_settings(profile)["models"]
     dataset = zoo.dataset_of(name, profile)
     classifier = zoo.get_classifier(dataset, profile, progress=False)[0]
@@ -59,7 +64,8 @@ def measures(name: str, profile: Profile = "default", sigmas: Sequence[float] = 
     train = zoo.training_data(name, profile).train
     # the floor's real images: as many training images as samples, drawn as zoo.quality draws them
     real_train = train if len(fake) >= len(train) else subsample(train, len(fake), seed=m["seed"])
-    reference = classifier.embed(zoo.reference_images(name, profile))
+    if reference is None:
+        reference = classifier.embed(zoo.reference_images(name, profile))
     out: dict[str, Any] = {"generator": name, "confident_share": confident_share(classifier.logits(fake))}
     for sigma in sigmas:
         blurred = ImageSet(images=blur(real_train.images, sigma), ids=real_train.ids, labels=real_train.labels,
@@ -74,7 +80,15 @@ def quality_table(reports: pd.DataFrame, profile: Profile = "default") -> pd.Dat
     Adds ``confident_share``, one ``fd_blur_<sigma>`` per :data:`BLUR_SIGMAS`, ``fd_ratio``,
     ``class_count_ratio``, ``gate`` and ``gate_reasons`` (:func:`gmval.verdicts.gate_table`).
     """
-    extra = pd.DataFrame([measures(name, profile) for name in reports["generator"]])
+    references: dict[str, np.ndarray] = {}
+    rows = []
+    for name in reports["generator"]:
+        dataset = zoo.dataset_of(name, profile)
+        if dataset not in references:
+            classifier = zoo.get_classifier(dataset, profile, progress=False)[0]
+            references[dataset] = classifier.embed(zoo.reference_images(name, profile))
+        rows.append(measures(name, profile, reference=references[dataset]))
+    extra = pd.DataFrame(rows)
     table = gate_table(reports.merge(extra, on="generator", how="left"))
     first = ["generator", "dataset", "samples", "fd", "fd_real", "fd_ratio", *map(blur_column, BLUR_SIGMAS),
              "class_accuracy", "confident_share", "class_count_ratio", "gate", "gate_reasons"]

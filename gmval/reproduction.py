@@ -137,21 +137,24 @@ def claim_lines(folder: Path) -> list[str]:
     lines += [f"| {_cell(c.item)} | {_cell(c.claim)} | {_cell(c.paper)} | {_cell(c.ours)} | {_cell(c.setting)} | "
               f"**{_cell(c.verdict)}** | {_cell(c.evidence)} |" for c in rows]
     lines += ["", "### Rules", ""]
-    seen: dict[str, None] = {}
+    items: dict[str, list[str]] = {}
     for c in rows:
-        seen.setdefault(f"- **{c.item}**: {c.rule}", None)
-    lines += list(seen) + [""]
+        if c.item not in items.setdefault(c.rule, []):
+            items[c.rule].append(c.item)
+    lines += [f"- **{'; '.join(names)}**: {rule}" for rule, names in items.items()] + [""]
     quality = folder / "generators_quality.csv"
     if quality.exists():
         g = verdicts.gate_table(pd.read_csv(quality))
-        cols = [c for c in ("generator", "fd", "fd_real", "fd_ratio", "fd_blur_1", "class_accuracy",
+        blurred = [c for c in g.columns if c.startswith("fd_blur_")]
+        cols = [c for c in ("generator", "fd", "fd_real", "fd_ratio", *blurred, "class_accuracy",
                             "confident_share", "class_count_ratio", "gate", "gate_reasons") if c in g.columns]
         lines += ["### Generator quality gate", "",
                   f"{verdicts.describe_gate()} (`gmval.verdicts.GATE`).",
                   "",
                   "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for _, r in g[cols].iterrows():
-            lines.append("| " + " | ".join(_cell(f"{v:.3g}" if isinstance(v, float) else v) for v in r) + " |")
+            lines.append("| " + " | ".join(_cell(("-" if np.isnan(v) else f"{v:.3g}") if isinstance(v, float) else v)
+                                           for v in r) + " |")
         lines.append("")
     return lines
 
