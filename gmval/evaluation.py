@@ -8,6 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from gmval.encoders import Encoder
+from gmval.images import ImageSet
+from gmval.recall import RecallConfig
+from gmval.valuator import Valuator
 
 
 def identical_class_ratio(topk: np.ndarray, train_labels: np.ndarray, generated_labels: np.ndarray,
@@ -64,3 +70,65 @@ def one_sided_ttest(trained: np.ndarray, untrained: np.ndarray) -> dict[str, flo
     res = stats.ttest_ind(trained, untrained, equal_var=False, alternative="greater")
     return {"mean_trained": float(np.mean(trained)), "mean_untrained": float(np.mean(untrained)),
             "t_statistic": float(res.statistic), "p_value": float(res.pvalue)}
+
+
+def c3_metrics(values: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
+    """C3 (Figs. 5, 9): how well the values separate the noisy training images from the clean ones.
+
+    Args:
+        values: (n,) value of every training image.
+        noisy: positions of the noisy (out-of-distribution) images in ``values``.
+
+    Returns:
+        ``auroc``: probability that a clean image has a higher value than a noisy one (ties
+        count half, so a ranking that ties every noisy image with most clean ones at 0 scores
+        near 0.5, not 1); ``clean_zero_share``: share of clean images with value 0;
+        ``noisy_bottom_decile``: share of noisy images whose (tie-averaged) rank lies in the
+        lowest 10 % of the values; ``noisy_mean_rank_pct`` / ``clean_mean_rank_pct``: mean
+        rank as a percentage of n (100 = lowest); ``noisy_with_value``: noisy images with a
+        value above 0 (some generated image's contributor).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    is_noisy = np.zeros(n, bool)
+    is_noisy[np.asarray(noisy)] = True
+    if is_noisy.all() or not is_noisy.any():
+        raise ValueError("C3 needs both noisy and clean images")
+    ranks = value_ranks(values, np.arange(n))
+    clean = ~is_noisy
+    return {"auroc": float(roc_auc_score(clean, values)),
+            "clean_zero_share": float(np.mean(values[clean] == 0)),
+            "noisy_bottom_decile": float(np.mean(ranks[is_noisy] > 0.9 * n)),
+            "noisy_mean_rank_pct": 100 * float(np.mean(ranks[is_noisy])) / n,
+            "clean_mean_rank_pct": 100 * float(np.mean(ranks[clean])) / n,
+            "noisy_with_value": int(np.sum(values[is_noisy] > 0))}
+
+
+def c1_table(topk: np.ndarray, train_labels: np.ndarray, generated_labels: np.ndarray, ks: Sequence[int],
+             confident: np.ndarray | None = None) -> pd.DataFrame:
+    """C1 per k, in %: ``ours`` on every generated image, and, where a mask of the confidently
+    labelled ones is given (unconditional generators), ``ours_confident`` on those and their
+    ``confident_share``."""
+    topk, generated_labels = np.asarray(topk), np.asarray(generated_labels)
+    rho = identical_class_ratio(topk, train_labels, generated_labels, ks)
+    table = pd.DataFrame({"k": list(ks), "ours": 100 * rho.to_numpy()})
+    if confident is not None:
+        confident = np.asarray(confident, bool)
+        table["confident_share"] = float(confident.mean())
+        table["ours_confident"] = (100 * identical_class_ratio(topk[confident], train_labels,
+                                                               generated_labels[confident], ks).to_numpy()
+                                   if confident.any() else np.nan)
+    return table
+
+
+def recalled_identical_class(encoder: Encoder, train: ImageSet, generated: ImageSet,
+                             recall: RecallConfig | dict[str, object], recall_k: int, k: int,
+                             distance: str = "l2") -> float:
+    """C1 ρ (a fraction) at ``k`` when ``recall_k`` candidates come from index ``recall`` and are re-ranked.
+
+    App. P's question: does an approximate index change GMValuator's result? The paper
+    re-ranks by l2, so a recall miss matters only where it drops a true top-k contributor.
+    """
+    v = Valuator(encoder, distance, k=k, recall_k=recall_k, recall=recall, progress=False).fit(train)
+    res = v.value(generated)
+    return float(identical_class_ratio(res.topk_indices(), train.labels, generated.labels, ks=(k,))[k])

@@ -51,8 +51,9 @@ training set; ``None`` for an image count means "all of them".
   (None: time the whole subset).
 * ``scaling_encoder`` / ``sizes``: the encoder and training-set sizes of the scaling study (Figs. 10, 11).
 * ``noisy_distances``: variants timed over a whole valuation of noisy MNIST (Table 4's C3 rows).
-* ``pq_configs`` / ``recall_ks``: approximate indexes and the K at which recall@K and search
-  time are measured against exact search (Fig. 12, App. P).
+* ``pq_configs`` / ``recall_ks``: approximate indexes and the K at which recall@K, search
+  time and the identical-class ratio after l2 re-ranking are measured against exact search
+  (Fig. 12, App. P).
 
 ``ablation`` keys (notebook 08, the valuation engine on real MNIST):
 
@@ -187,7 +188,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "scaling_encoder": ["efficientnet-lite0", {"resolution": 32}],
             "sizes": [100, 300],
             "noisy_distances": [["none", {}]],
-            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}],
+            "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "hnsw"}],
             "recall_ks": [50, 100],
         },
         "motivation": {
@@ -320,7 +321,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "noisy_distances": [["none", {}], ["l2", {}], ["effnet-features", {"resolution": 32}]],
             "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
                            {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64},
-                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64, "refine": 4}],
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64, "refine": 4}, {"index": "hnsw"}],
             "recall_ks": [100, 200, 400, 700],
         },
         "motivation": {
@@ -482,7 +483,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "noisy_distances": [["none", {}], ["l2", {}], ["lpips", {"net": "alex"}], ["dreamsim", {}]],
             "pq_configs": [{"index": "pq", "m": 16, "nbits": 8}, {"index": "pq", "m": 64, "nbits": 8},
                            {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64},
-                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64, "refine": 4}],
+                           {"index": "ivfpq", "m": 64, "nbits": 8, "nprobe": 64, "refine": 4}, {"index": "hnsw"}],
             "recall_ks": [100, 200, 400, 700],
         },
         "motivation": {
