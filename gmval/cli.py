@@ -4,6 +4,11 @@ Writes ``values.csv`` (one row per training image), ``contributors.csv`` (top-k 
 generated image), ``config.json`` (settings and stage timings) and
 ``contributors.png`` (a few generated images beside their top contributors).
 ``--train`` and ``--generated`` also accept a registered dataset, e.g. ``mnist:train``.
+
+The files are written to a temporary folder beside ``--out`` and moved into place as a
+whole, so ``--out`` holds one run's results or the previous ones, never a mix. An existing
+``--out`` is replaced only if it is empty or an earlier gmval output (it has gmval's
+``config.json``); ``--out`` inside an input folder, or an input inside ``--out``, is refused.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resize folder images to H W (needed when their sizes differ)")
     v.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     v.add_argument("--limit-generated", type=int, default=None, help="use only the first N generated images")
-    v.add_argument("--cache-dir", type=Path, default=paths.CACHE, help="artefact cache ('none' disables)")
+    v.add_argument("--cache-dir", default=str(paths.CACHE), help="artefact cache ('none' disables)")
     v.add_argument("--no-cache", action="store_true", help="do not read or write cached artefacts")
     v.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     v.add_argument("--grid", type=int, default=6, help="generated images in contributors.png (0: none)")
@@ -84,8 +92,77 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _within(inner: Path, outer: Path) -> bool:
+    inner, outer = inner.resolve(), outer.resolve()
+    return inner == outer or outer in inner.parents
+
+
+def _check_out(out: Path, inputs: dict[str, str]) -> None:
+    """Refuse an ``--out`` that would feed the next run's inputs, delete them, or replace a user's folder."""
+    for name, spec in inputs.items():
+        folder = Path(spec)
+        if not folder.is_dir():
+            continue  # a dataset name
+        if _within(out, folder):
+            raise ValueError(f"--out {out} is inside {name} {spec}: its files would become input images; "
+                             f"choose an --out outside it")
+        if _within(folder, out):
+            raise ValueError(f"{name} {spec} is inside --out {out}, which is replaced as a whole; "
+                             f"choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not _is_gmval_output(out):
+        raise ValueError(f"--out {out} exists and is not an earlier gmval output (no gmval config.json); "
+                         f"choose a new or empty folder")
+
+
+def _is_gmval_output(folder: Path) -> bool:
+    try:
+        written = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(written, dict) and {"config", "timings"} <= written.keys()
+
+
+def _staging(out: Path) -> Path:
+    """An empty folder beside ``out`` (same file system, so it can be renamed into place)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)  # mkdtemp's 0o700 would make the results private
+    return folder
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename ``staging`` to ``out``; an existing ``out`` is moved aside first and removed after."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.replace(out, old)  # over the empty placeholder
+    try:
+        os.rename(staging, out)
+    except OSError:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def run_value(args: argparse.Namespace) -> dict[str, Any]:
     """Execute ``gmval value``; returns the stage timings."""
+    out: Path = args.out
+    _check_out(out, {"--train": args.train, "--generated": args.generated})
+    staging = _staging(out)
+    try:
+        timings = _value_into(args, staging)
+        _move_into_place(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return timings
+
+
+def _value_into(args: argparse.Namespace, staging: Path) -> dict[str, Any]:
     from gmval.valuator import Valuator
 
     size = tuple(args.size) if args.size else None
@@ -95,10 +172,10 @@ def run_value(args: argparse.Namespace) -> dict[str, Any]:
     valuator = Valuator((args.encoder, _kv(args.encoder_arg)), (args.rerank, _kv(args.rerank_arg)),
                         (args.quality, _kv(args.quality_arg)), k=args.k, recall_k=args.recall_k,
                         recall={"index": args.index, **_kv(args.index_arg)}, temperature=temperature,
-                        cache_dir=None if args.no_cache else args.cache_dir, progress=not args.quiet,
+                        cache_dir=_cache_dir(args), progress=not args.quiet,
                         device=args.device)
     result = valuator.fit(train).value(generated)
-    files = result.save(args.out)
+    files = result.save(staging)
     if args.grid > 0:
         from gmval.plotting import contributor_grid, save_figure
 
@@ -106,11 +183,17 @@ def run_value(args: argparse.Namespace) -> dict[str, Any]:
         contrib = result.contributors["contribution"].to_numpy().reshape(-1, result.k)
         fig = contributor_grid(result.topk_indices(), train, generated, rows, n_contributors=min(8, result.k),
                                contributions=contrib, title=f"{args.encoder} / {args.rerank} / {args.quality}")
-        files["grid"] = save_figure(fig, args.out / "contributors", formats=("png",))[0]
+        files["grid"] = save_figure(fig, staging / "contributors", formats=("png",))[0]
     for name, path in files.items():
-        print(f"{name}: {path}")
+        print(f"{name}: {args.out / path.relative_to(staging)}")
     print(json.dumps({"timings_s": {k: round(v, 3) for k, v in result.timings.items()}}))
     return result.timings
+
+
+def _cache_dir(args: argparse.Namespace) -> Path | None:
+    if args.no_cache or args.cache_dir.lower() == "none":
+        return None
+    return Path(args.cache_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         run_value(args)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+    except OSError as exc:  # full disk, permissions, a file where a folder should be
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"gmval: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, RuntimeError) as exc:
         print(f"gmval: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -8,30 +8,40 @@ reused; a folder whose metadata does not match the request is refused with an er
 
 Folders appear only once complete (written under a temporary name, then renamed).
 Long stages write through :class:`ChunkWriter` into ``<key>.partial`` and record how
-many rows are done after each chunk, so an interrupted run resumes where it stopped.
+many rows are done after each chunk, with a digest of each chunk, so an interrupted run
+resumes where it stopped and never publishes rows its arrays cannot prove.
 Per-row results needed for changing subsets of rows (re-ranking features of whichever
 training images are recalled) live in a :class:`RowCache`, ``<key>.rows``, filled on demand.
+
+Runs may share one cache folder: every write of a key holds that key's file lock
+(``.locks/<key>.lock``, an OS lock released even when its process is killed), so a second
+writer waits and then reuses what the first published. Temporary folders left by killed
+runs are removed on the store's first write, each only while nobody holds its key's lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from gmval import __version__
 
 FORMAT = 1  # bump when the on-disk layout of artefacts changes
+LOCKS = ".locks"  # folder of the per-key lock files, inside the store
 
 
 class CacheError(RuntimeError):
@@ -120,10 +130,62 @@ class ArtifactStore:
 
     def __init__(self, root: str | Path | None) -> None:
         self.root = None if root is None else Path(root)
+        self._swept = False
 
     @property
     def enabled(self) -> bool:
         return self.root is not None
+
+    def _key_lock(self, key: str) -> FileLock:
+        assert self.root is not None
+        folder = self.root / LOCKS
+        folder.mkdir(parents=True, exist_ok=True)
+        # One reentrant object per file and process: a second flock on a new descriptor
+        # would block its own process (a resumed writer while an abandoned one lives).
+        return FileLock(folder / f"{key}.lock", thread_local=False, is_singleton=True)
+
+    def acquire(self, stage: str, params: dict[str, Any]) -> FileLock | None:
+        """Take the lock of the artefact ``stage``/``params`` (None when uncached); the caller releases it."""
+        if self.root is None:
+            return None
+        self.sweep()
+        lock = self._key_lock(artefact_key(stage, params))
+        lock.acquire()
+        return lock
+
+    @contextlib.contextmanager
+    def lock(self, stage: str, params: dict[str, Any]) -> Iterator[None]:
+        """Hold the key's lock for the duration, e.g. around load-compute-save, so that a
+        concurrent run computing the same artefact waits and then loads it."""
+        lock = self.acquire(stage, params)
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def sweep(self) -> list[Path]:
+        """Remove temporary folders left by killed saves (once per store); returns those removed.
+
+        A folder is removed only if its key's lock can be taken at once, i.e. no live run is
+        writing it; resumable ``.partial`` and ``.rows`` folders are kept.
+        """
+        if self.root is None or self._swept or not self.root.is_dir():
+            return []
+        self._swept = True
+        removed = []
+        for tmp in self.root.glob(".*.tmp-*"):
+            key = tmp.name[1:].partition(".tmp-")[0]
+            lock = self._key_lock(key)
+            if not tmp.is_dir() or lock.is_locked:  # held by this process: a save in flight
+                continue
+            try:
+                with lock.acquire(blocking=False):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    removed.append(tmp)
+            except Timeout:
+                continue
+        return removed
 
     def _path(self, stage: str, params: dict[str, Any]) -> Path:
         assert self.root is not None
@@ -176,13 +238,16 @@ class ArtifactStore:
             return _scratch(Artifact(tmp, _read_metadata(tmp)), tmp)
         final = self._path(stage, params)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-        try:
-            _write_payload(tmp, stage, params, arrays, tables, extra)
-            _publish(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        with self.lock(stage, params):
+            if final.is_dir():  # a concurrent run published it while this one computed
+                return Artifact(final, _read_metadata(final))
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+            try:
+                _write_payload(tmp, stage, params, arrays, tables, extra)
+                _publish(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         return Artifact(final, _read_metadata(final))
 
     def rows(self, stage: str, params: dict[str, Any], shape: tuple[int, int], dtype: str) -> RowCache:
@@ -203,8 +268,14 @@ class ChunkWriter:
     """Fills memory-mapped arrays in row chunks and survives interruption.
 
     Use :meth:`pending` to get the row ranges still to compute, :meth:`write` each
-    chunk, then :meth:`finish` to publish the artefact. Progress is committed after
-    every chunk, so a crash loses at most the chunk in flight.
+    chunk, then :meth:`finish` to publish the artefact (or use it as a context manager,
+    which releases the key's lock if the computation fails). Progress is committed after
+    every chunk with a digest of the chunk's rows, so a crash loses at most the chunk in
+    flight, and a resumed writer trusts only rows whose digests its arrays reproduce.
+
+    The writer holds its key's lock from construction to :meth:`finish` or :meth:`close`;
+    a writer that had to wait for it and finds the artefact published meanwhile has
+    nothing pending, and :meth:`finish` returns that artefact.
     """
 
     def __init__(self, store: ArtifactStore, stage: str, params: dict[str, Any],
@@ -214,29 +285,88 @@ class ChunkWriter:
             raise ValueError(f"chunked arrays must share their first dimension, got {rows}")
         self.rows = rows.pop()
         self.store, self.stage, self.params, self.specs = store, stage, params, arrays
-        self.dir, self._cleanup = store._working_dir(self, stage, params, ".partial")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        spec_meta = {n: {"shape": list(s), "dtype": d} for n, (s, d) in arrays.items()}
-        progress = self.dir / "progress.json"
+        self.mm: dict[str, np.ndarray] = {}
+        self.chunks: list[tuple[int, int, dict[str, str]]] = []
         self.done = 0
+        self._lock = store.acquire(stage, params)
+        self._release = weakref.finalize(self, _release, self._lock)
+        try:
+            self.published = store.load(stage, params)
+            if self.published is not None:
+                self.done = self.rows
+                return
+            self.dir, self._cleanup = store._working_dir(self, stage, params, ".partial")
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(".progress.json.*"):  # a commit cut short by a kill
+            stale.unlink(missing_ok=True)
+        spec_meta = {n: {"shape": list(s), "dtype": d} for n, (s, d) in self.specs.items()}
+        self._state = {"stage": self.stage, "params": self.params, "arrays": spec_meta}
+        progress = self.dir / "progress.json"
         if progress.exists():
-            state = json.loads(progress.read_text())
-            if canonical(state.get("params", {})) != canonical(params) or state.get("arrays") != spec_meta:
+            try:
+                state = json.loads(progress.read_text())
+                claimed, chunks = int(state["done"]), [(int(a), int(b), dict(d)) for a, b, d in state["chunks"]]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise CacheError(f"partial artefact {self.dir} has an unreadable progress.json ({exc}); "
+                                 f"delete {self.dir} to restart") from exc
+            if canonical(state.get("params", {})) != canonical(self.params) or state.get("arrays") != spec_meta:
                 raise CacheError(f"partial artefact {self.dir} belongs to other parameters; delete it to restart")
-            self.done = int(state["done"])
-        self._state = {"stage": stage, "params": params, "arrays": spec_meta}
-        self.mm = {}
-        for name, (shape, dtype) in arrays.items():
-            file = self.dir / f"{name}.npy"
-            if self.done and file.exists():
-                self.mm[name] = np.load(file, mmap_mode="r+")
-            else:
-                self.mm[name] = np.lib.format.open_memmap(file, mode="w+", dtype=dtype, shape=shape)
-        if not progress.exists():
-            self._commit()
+            self._resume(claimed, chunks)
+        for name, (shape, dtype) in self.specs.items():
+            if name not in self.mm:
+                self.mm[name] = np.lib.format.open_memmap(self.dir / f"{name}.npy", mode="w+", dtype=dtype,
+                                                          shape=shape)
+        self._commit()
+
+    def _resume(self, claimed: int, chunks: list[tuple[int, int, dict[str, str]]]) -> None:
+        """Reopen the arrays and keep the leading chunks whose digests they reproduce."""
+        for name, (shape, dtype) in self.specs.items():
+            try:
+                mm = np.load(self.dir / f"{name}.npy", mmap_mode="r+", allow_pickle=False)
+            except (OSError, ValueError):
+                break
+            if mm.shape != tuple(shape) or mm.dtype != np.dtype(dtype):
+                break
+            self.mm[name] = mm
+        else:
+            for start, stop, digests in chunks:
+                if start != self.done or stop > min(claimed, self.rows) or self._digests(slice(start, stop)) != digests:
+                    break
+                self.chunks.append((start, stop, digests))
+                self.done = stop
+        if self.done < claimed:
+            warnings.warn(f"partial artefact {self.dir}: progress.json records {claimed} rows, its arrays prove "
+                          f"{self.done}; recomputing from row {self.done}", stacklevel=4)
+        if len(self.mm) < len(self.specs):  # an array is missing or malformed: nothing in it can be trusted
+            self.mm.clear()
+            self.chunks, self.done = [], 0
+
+    def _digests(self, rows: slice) -> dict[str, str]:
+        return {name: hashlib.blake2b(np.ascontiguousarray(mm[rows]).data, digest_size=16).hexdigest()
+                for name, mm in self.mm.items()}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush what is written and release the key's lock (the partial folder stays, to resume)."""
+        for mm in self.mm.values():
+            mm.flush()
+        self._release()
 
     def pending(self, chunk: int) -> Iterator[slice]:
         """Row slices of at most ``chunk`` rows not yet written, in order."""
+        if chunk < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk}")
         for start in range(self.done, self.rows, chunk):
             yield slice(start, min(start + chunk, self.rows))
 
@@ -247,28 +377,41 @@ class ChunkWriter:
         for name, mm in self.mm.items():
             mm[rows] = values[name]
             mm.flush()
+        self.chunks.append((rows.start, rows.stop, self._digests(rows)))
         self.done = rows.stop
         self._commit()
 
     def _commit(self) -> None:
-        atomic_write_text(self.dir / "progress.json", canonical({**self._state, "done": self.done}))
+        atomic_write_text(self.dir / "progress.json",
+                          canonical({**self._state, "done": self.done, "chunks": self.chunks}))
 
     def finish(self) -> Artifact:
-        """Publish the completed arrays as an artefact."""
+        """Publish the completed arrays as an artefact (or return the one a concurrent run published)."""
+        if self.published is not None:
+            self.close()
+            return self.published
         if self.done != self.rows:
             raise RuntimeError(f"{self.stage}: {self.done} of {self.rows} rows written")
-        for mm in self.mm.values():
-            mm.flush()
-        self.mm.clear()
-        (self.dir / "progress.json").unlink()
-        _write_metadata(self.dir, self.stage, self.params,
-                        {n: {"shape": list(s), "dtype": d} for n, (s, d) in self.specs.items()}, [])
-        if self._cleanup is not None:
-            self._cleanup.detach()  # the folder now belongs to the artefact
-            return _scratch(Artifact(self.dir, _read_metadata(self.dir)), self.dir)
-        final = self.store._path(self.stage, self.params)
-        _publish(self.dir, final)
-        return Artifact(final, _read_metadata(final))
+        try:
+            for mm in self.mm.values():
+                mm.flush()
+            self.mm.clear()
+            (self.dir / "progress.json").unlink()
+            _write_metadata(self.dir, self.stage, self.params,
+                            {n: {"shape": list(s), "dtype": d} for n, (s, d) in self.specs.items()}, [])
+            if self._cleanup is not None:
+                self._cleanup.detach()  # the folder now belongs to the artefact
+                return _scratch(Artifact(self.dir, _read_metadata(self.dir)), self.dir)
+            final = self.store._path(self.stage, self.params)
+            _publish(self.dir, final)
+            return Artifact(final, _read_metadata(final))
+        finally:
+            self.close()
+
+
+def _release(lock: FileLock | None) -> None:
+    if lock is not None:
+        lock.release()
 
 
 class RowCache:
@@ -284,23 +427,25 @@ class RowCache:
     def __init__(self, store: ArtifactStore, stage: str, params: dict[str, Any], shape: tuple[int, int],
                  dtype: str) -> None:
         self.dir, self._cleanup = store._working_dir(self, stage, params, ".rows")
+        self.store, self.stage, self.params = store, stage, params
         meta = {"stage": stage, "params": json.loads(canonical(params)),
                 "arrays": {"values": {"shape": list(shape), "dtype": dtype}}, "format": FORMAT}
         values, filled = self.dir / "values.npy", self.dir / "filled.npy"
-        if (self.dir / "metadata.json").exists():
-            if canonical(_read_metadata(self.dir)) != canonical(meta):
-                raise CacheError(f"row cache {self.dir} belongs to other parameters or shapes; refusing to mix "
-                                 f"configurations (delete the folder to recompute)")
-            try:
-                self.values = np.load(values, mmap_mode="r+")
-                self.filled = np.load(filled, mmap_mode="r+")
-            except (OSError, ValueError) as exc:
-                raise CacheError(f"row cache {self.dir} is unreadable ({exc}); delete it to recompute") from exc
-        else:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self.values = np.lib.format.open_memmap(values, mode="w+", dtype=dtype, shape=shape)
-            self.filled = np.lib.format.open_memmap(filled, mode="w+", dtype=bool, shape=(shape[0],))
-            atomic_write_text(self.dir / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
+        with store.lock(stage, params):  # a concurrent creator would truncate the other's arrays
+            if (self.dir / "metadata.json").exists():
+                if canonical(_read_metadata(self.dir)) != canonical(meta):
+                    raise CacheError(f"row cache {self.dir} belongs to other parameters or shapes; refusing to mix "
+                                     f"configurations (delete the folder to recompute)")
+                try:
+                    self.values = np.load(values, mmap_mode="r+")
+                    self.filled = np.load(filled, mmap_mode="r+")
+                except (OSError, ValueError) as exc:
+                    raise CacheError(f"row cache {self.dir} is unreadable ({exc}); delete it to recompute") from exc
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self.values = np.lib.format.open_memmap(values, mode="w+", dtype=dtype, shape=shape)
+                self.filled = np.lib.format.open_memmap(filled, mode="w+", dtype=bool, shape=(shape[0],))
+                atomic_write_text(self.dir / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
 
     def missing(self, rows: np.ndarray) -> np.ndarray:
         """The sorted unique rows of ``rows`` not computed yet."""
@@ -317,15 +462,20 @@ class RowCache:
             chunk: rows per call of ``compute``.
             progress: called with the number of rows after each chunk.
         """
-        todo = self.missing(rows)
-        for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
-            self.values[part] = compute(part)
-            self.values.flush()
-            self.filled[part] = True
-            self.filled.flush()
-            if progress is not None:
-                progress(len(part))
+        if chunk < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk}")
+        # Held while filling: a concurrent run needing the same rows waits, then finds them filled
+        # (the arrays are shared mappings of one file).
+        with self.store.lock(self.stage, self.params):
+            todo = self.missing(rows)
+            for start in range(0, len(todo), chunk):
+                part = todo[start:start + chunk]
+                self.values[part] = compute(part)
+                self.values.flush()
+                self.filled[part] = True
+                self.filled.flush()
+                if progress is not None:
+                    progress(len(part))
         return self.values
 
 

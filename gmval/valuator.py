@@ -34,7 +34,7 @@ from gmval.images import ImageSet, as_imageset
 from gmval.quality import QualityModel, create_quality_model
 from gmval.recall import RecallConfig, RecallIndex
 from gmval.stages import TimedStages
-from gmval.store import Artifact, ArtifactStore, RowCache, artefact_key, atomic_write_text
+from gmval.store import Artifact, ArtifactStore, CacheError, RowCache, artefact_key, atomic_write_text
 from gmval.value import Temperature, contribution_weights, data_values, resolve_temperature
 
 #: Bytes of float32 candidate features gathered at once during re-ranking: a block that
@@ -89,6 +89,14 @@ class ValuationResult:
         atomic_write_text(files["config"], json.dumps({"config": self.config, "timings": self.timings},
                                                       indent=1, default=str))
         return files
+
+
+def _load_index(config: RecallConfig, art: Artifact) -> RecallIndex:
+    try:
+        return RecallIndex.load(config, art.file("index.faiss"))
+    except Exception as exc:  # faiss reports a truncated or foreign file as a bare RuntimeError
+        raise CacheError(f"index {art.file('index.faiss')} is unreadable ({exc}); delete {art.path} to recompute"
+                         ) from exc
 
 
 def _component(spec: Any, factory: Any, device: str | torch.device | None) -> Any:
@@ -179,8 +187,8 @@ class Valuator(TimedStages):
 
     def _fill_embeddings(self, images: ImageSet, params: dict[str, Any]) -> Artifact:
         first = self.encoder.encode_batch(images.images[:1])
-        writer = self.store.chunked("embed", params, {"embeddings": ((len(images), first.shape[1]), "float32")})
-        with self._bar(len(images), f"embed {images.name}") as bar:
+        with self.store.chunked("embed", params, {"embeddings": ((len(images), first.shape[1]), "float32")}
+                                ) as writer, self._bar(len(images), f"embed {images.name}") as bar:
             bar.update(writer.done)
             for rows in writer.pending(self.chunk_size):
                 emb = self.encoder.encode(images.images[rows]).numpy()
@@ -189,7 +197,7 @@ class Valuator(TimedStages):
                                      f"{images.name} rows {rows.start}-{rows.stop}")
                 writer.write(rows, embeddings=emb)
                 bar.update(rows.stop - rows.start)
-        return writer.finish()
+            return writer.finish()
 
     def fit(self, train: ImageSet | torch.Tensor | np.ndarray) -> Valuator:
         """Encode and index the training set, and fit reference-based quality models."""
@@ -200,10 +208,10 @@ class Valuator(TimedStages):
         index = RecallIndex(self.recall_config, self.encoder.device)
         params = {"recall": index.params(), "embeddings": self._train_emb_key}
         self._index_key = artefact_key("index", params)
-        with self._timed("index"):
+        with self._timed("index"), self.store.lock("index", params):
             art = None if index.exact else self.store.load("index", params)
             if art is not None:
-                self._index = RecallIndex.load(self.recall_config, art.file("index.faiss"))
+                self._index = _load_index(self.recall_config, art)
             else:
                 self._index = index.build(self._train_emb)
                 if not index.exact:
@@ -234,7 +242,7 @@ class Valuator(TimedStages):
         kk = self.recall_k(len(train))
         # version 2 stores the distances beside the candidates
         params = {"index": self._index_key, "queries": gen_key, "K": kk, "version": 2}
-        with self._timed("recall"):
+        with self._timed("recall"), self.store.lock("recall", params):
             art = self.store.load("recall", params)
             if art is None:
                 cand = np.empty((len(generated), kk), dtype=np.int64)
@@ -267,8 +275,8 @@ class Valuator(TimedStages):
                 train_feats = self._train_emb
             elif self.distance.cache_features:
                 train_feats = self._train_features(train, candidates)
-            writer = self.store.chunked("rerank", params, {"distances": ((m, kk), "float32")})
-            with self._bar(m, f"rerank {self.distance.name}") as bar:
+            with self.store.chunked("rerank", params, {"distances": ((m, kk), "float32")}) as writer, \
+                    self._bar(m, f"rerank {self.distance.name}") as bar:
                 bar.update(writer.done)
                 for rows in writer.pending(self.chunk_size):
                     if self.distance.uses_embeddings:
@@ -282,7 +290,7 @@ class Valuator(TimedStages):
                                          f"generated rows {rows.start}-{rows.stop}")
                     writer.write(rows, distances=d)
                     bar.update(rows.stop - rows.start)
-            return np.asarray(writer.finish().array("distances", mmap=False))
+                return np.asarray(writer.finish().array("distances", mmap=False))
 
     def _distances(self, a: torch.Tensor, pos: np.ndarray, train_feats: np.ndarray | None) -> torch.Tensor:
         """Distances (rows, K) of features ``a`` to training candidates ``pos``, in cache-sized blocks.
@@ -331,7 +339,7 @@ class Valuator(TimedStages):
         params: dict[str, Any] = {"quality": self.quality.params(), "generated": generated.fingerprint()}
         if self.quality.needs_embeddings:
             params |= {"embeddings": gen_key, "reference": self._train_emb_key}
-        with self._timed("quality"):
+        with self._timed("quality"), self.store.lock("quality", params):
             art = self.store.load("quality", params)
             if art is None:
                 emb = torch.from_numpy(gen_emb) if self.quality.needs_embeddings else None

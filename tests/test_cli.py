@@ -64,3 +64,72 @@ def test_list_command(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "efficientnet-lite0" in out and "dreamsim" in out and "mnist" in out
+
+
+def _run(train_dir: Path, gen_dir: Path, out: Path, *extra: str) -> int:
+    return main(["value", "--train", str(train_dir), "--generated", str(gen_dir), "--out", str(out),
+                 "--encoder", "pixels", "-k", "5", "--quiet", *extra])
+
+
+def _beside(out: Path) -> list[str]:
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+def test_out_is_replaced_as_a_whole(folders, tmp_path, capsys, monkeypatch) -> None:
+    train_dir, gen_dir = folders
+    out = tmp_path / "out"
+    assert _run(train_dir, gen_dir, out, "--no-cache", "--grid", "2") == 0
+    assert (out / "contributors.png").exists()
+    first = (out / "config.json").read_text()
+    # A run that fails after writing its tables leaves the previous results untouched.
+    import gmval.plotting
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(out / "contributors.png"))
+
+    monkeypatch.setattr(gmval.plotting, "save_figure", full_disk)
+    assert _run(train_dir, gen_dir, out, "--no-cache", "-k", "3", "--grid", "2") == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "No space left on device" in err, err
+    assert (out / "config.json").read_text() == first and (out / "contributors.png").exists()
+    assert _beside(out) == []
+    # A successful run replaces the whole folder: no file of the earlier run survives.
+    monkeypatch.undo()
+    assert _run(train_dir, gen_dir, out, "--no-cache", "-k", "3", "--grid", "0") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "contributors.csv", "values.csv"]
+    assert len(pd.read_csv(out / "contributors.csv")) == 8 * 3
+    assert _beside(out) == []
+
+
+def test_out_inside_an_input_or_over_a_user_folder_is_refused(folders, tmp_path, capsys) -> None:
+    train_dir, gen_dir = folders
+    for out, what in ((train_dir / "results", "inside --train"), (gen_dir, "inside --generated"),
+                      (tmp_path, "is inside --out")):
+        assert _run(train_dir, gen_dir, out, "--no-cache") == 2
+        assert what in capsys.readouterr().err
+    assert not (train_dir / "results").exists()
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    assert _run(train_dir, gen_dir, user, "--no-cache") == 2
+    assert "not an earlier gmval output" in capsys.readouterr().err
+    assert [p.name for p in user.iterdir()] == ["notes.txt"]
+
+
+def test_os_error_is_one_clear_line(folders, tmp_path, capsys) -> None:
+    train_dir, gen_dir = folders
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert _run(train_dir, gen_dir, blocker / "out", "--no-cache") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gmval: error: ") and err.strip().count("\n") == 0
+    assert ("File exists" in err or "Not a directory" in err) and str(blocker) in err
+
+
+def test_cache_dir_none_disables_the_cache(folders, tmp_path, monkeypatch) -> None:
+    train_dir, gen_dir = folders
+    monkeypatch.chdir(tmp_path)
+    assert _run(train_dir, gen_dir, tmp_path / "out", "--cache-dir", "none") == 0
+    assert not (tmp_path / "none").exists()
+    assert _run(train_dir, gen_dir, tmp_path / "out", "--cache-dir", "./cache") == 0
+    assert any(p.name.startswith("embed-") for p in (tmp_path / "cache").iterdir())
