@@ -11,7 +11,8 @@ import torch
 
 from gmval import paths, reproduction, verdicts
 from gmval.evaluation import c1_table, c3_metrics
-from gmval.generator_quality import blur, confident_mask, confident_share
+from gmval.generator_quality import confident_mask, confident_share
+from gmval.models.fid import blur
 from gmval.verdicts import BELOW_GATE, CONTRADICTS, PARTLY, SUPPORTS, Tables
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from gmval import paths
+from gmval import paths, verdicts
 from gmval.images import ImageSet
 from gmval.models import zoo
 from gmval.models.training import PARAMS, list_snapshots, load_weights
@@ -92,10 +92,37 @@ def curve_quality(name: str, profile: Profile, folder: Path, root: Path | None =
         rows.append({"generator": name, "kind": plan.kind, "epoch": step // per_epoch, "step": step,
                      "wall_seconds": round(path.stat().st_mtime - start, 1),
                      "sample_seconds": round(time.perf_counter() - began, 1),
-                     **{k: v for k, v in report.items() if k not in ("dataset", "class_histogram")},
+                     **{k: v for k, v in report.items() if k != "class_histogram"},
                      "fd_ratio": report["fd"] / report["fd_real"],
                      "min_class": min(report["class_histogram"]), "max_class": max(report["class_histogram"]),
-                     "gate_failures": "; ".join(zoo.GATE.failures(report, plan.kind))})
+                     "gate_failures": "; ".join(verdicts.gate_failures({**report, "generator": name}))})
+    return pd.DataFrame(rows)
+
+
+def sampling_sweep(name: str, profile: Profile, folder: Path, epoch: int,
+                   settings: list[tuple[float, int]], root: Path | None = None) -> pd.DataFrame:
+    """Quality of a diffusion snapshot of curve run ``folder`` for each (guidance scale, DDIM steps) in ``settings``.
+
+    Guidance trades diversity (FD) for class accuracy; the profile's sampling settings are chosen on this.
+    """
+    m = profile_settings(profile)["models"]
+    plan = zoo._plan(name, profile, root)
+    per_epoch = plan.train_config.steps_per_epoch(len(plan.data.train))
+    path = dict(list_snapshots(folder))[epoch * per_epoch]
+    classifier, _ = zoo.get_classifier(plan.dataset, profile, root, progress=False)
+    reference = zoo.reference_images(name, profile)
+    real_train = zoo._capped(plan.data.train, m["quality_samples"], m["seed"])
+    rows = []
+    for guidance, steps in settings:
+        model = snapshot_sampler(name, profile, folder, path)
+        model.guidance_scale, model.sampling_steps = guidance, steps
+        images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root)
+        fake = ImageSet(images=images, ids=np.arange(len(images)), labels=labels, name=f"{name}-g{guidance}-s{steps}")
+        report = zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier, conditional=True)
+        rows.append({"generator": name, "epoch": epoch, "guidance_scale": guidance, "sampling_steps": steps,
+                     "fd": report["fd"], "fd_real": report["fd_real"], "fd_ratio": report["fd"] / report["fd_real"],
+                     "class_accuracy": report["class_accuracy"], "confident_share": report["confident_share"],
+                     "gate_failures": "; ".join(verdicts.gate_failures({**report, "generator": name}))})
     return pd.DataFrame(rows)
 
 
@@ -136,3 +163,37 @@ def export_snapshot(name: str, profile: Profile, epochs: int, epoch: int, record
     modules = None if name in KEEP_ALL else COMMITTED_MODULES[kind]
     return pretrained.export(target.folder.name, params, snapshots[step], record, modules=modules,
                              snapshots=kept, directory=directory)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gmval.models.curve train|score|export NAME EPOCHS [EPOCH] [--out CSV]`` (default profile)."""
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(prog="python -m gmval.models.curve", description=main.__doc__)
+    parser.add_argument("command", choices=("train", "score", "export"))
+    parser.add_argument("name", choices=sorted(zoo.GENERATORS))
+    parser.add_argument("epochs", type=int, help="length of the curve run")
+    parser.add_argument("epoch", type=int, nargs="?", help="export: the snapshot committed")
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--out", type=Path, help="score: CSV written")
+    parser.add_argument("--record", type=Path, help="export: JSON of what the manifest states beside the hash")
+    args = parser.parse_args(argv)
+    # One thread per run: two runs side by side use a 2-core machine better than one two-thread run.
+    torch.set_num_threads(1)
+    if args.command == "train":
+        print(train_curve(args.name, args.profile, args.epochs))
+    elif args.command == "score":
+        table = curve_quality(args.name, args.profile, curve_folder(args.name, args.profile, args.epochs))
+        if args.out:
+            table.to_csv(args.out, index=False, float_format="%.6g")
+        print(table.to_string())
+    else:
+        if args.epoch is None or args.record is None:
+            parser.error("export needs EPOCH and --record")
+        print(export_snapshot(args.name, args.profile, args.epochs, args.epoch, json.loads(args.record.read_text())))
+
+
+if __name__ == "__main__":
+    main()

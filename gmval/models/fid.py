@@ -11,6 +11,8 @@ this never returns complex parts and is exact for identical sets (FD = 0 up to r
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torchvision.transforms.functional import gaussian_blur
 
 from gmval.images import ImageSet
 from gmval.models.classifier import Classifier
@@ -45,3 +47,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 def classifier_frechet_distance(classifier: Classifier, a: ImageSet, b: ImageSet) -> float:
     """Fréchet distance of two image sets in ``classifier``'s feature space."""
     return frechet_distance(classifier.embed(a), classifier.embed(b))
+
+
+def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """uint8 ``images`` blurred by a Gaussian of ``sigma`` pixels (kernel out to 3 sigma), rounded back to uint8.
+
+    The FD of blurred real images gives a reader a scale for what a generator's FD means.
+    """
+    radius = max(1, int(np.ceil(3 * sigma)))
+    out = gaussian_blur(images.float(), kernel_size=2 * radius + 1, sigma=sigma)
+    return out.round().clamp(0, 255).to(torch.uint8)

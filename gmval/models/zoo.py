@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmval import paths
+from gmval import paths, verdicts
 from gmval.data import add_gaussian_noise, load_dataset, split_class, subsample
 from gmval.images import ImageSet
 from gmval.models import pretrained
 from gmval.models.classifier import Classifier, train_classifier
-from gmval.models.fid import frechet_distance
+from gmval.models.fid import blur, frechet_distance
 from gmval.models.gan import DCGANGenerator, GANConfig, train_gan
 from gmval.models.generator import Generator
 from gmval.models.training import TrainConfig, default_device, train_precision
@@ -466,54 +466,14 @@ def _sample_unconditional(model: Generator, dataset: str, n: int, seed: int, pro
 
 #: Gaussian blurs (sigma in pixels) of real images whose FD is reported beside a generator's, so
 #: that a reader can calibrate what an FD means in this feature space.
-BLUR_SIGMAS = (0.5, 1.0)
+BLUR_SIGMAS = (0.5, 1.0, 2.0)
 #: Max-softmax at which the classifier's label of a sample counts as confident.
-CONFIDENT = 0.9
-
-
-@dataclass(frozen=True)
-class QualityGate:
-    """What "well-trained" means here (the bar every valued generator must clear; issue 19 of the project).
-
-    Attributes:
-        fd_ratio: largest FD as a multiple of the real-image floor, per kind.
-        class_accuracy: smallest share of conditional samples classified as their class, per dataset.
-        confident_share: smallest share of unconditional samples labelled with max-softmax >= :data:`CONFIDENT`.
-        class_count_ratio: largest ratio of the most to the least frequent predicted class.
-    """
-
-    fd_ratio: Mapping[str, float]
-    class_accuracy: Mapping[str, float]
-    confident_share: float = 0.9
-    class_count_ratio: float = 2.0
-
-    def failures(self, report: Mapping[str, Any], kind: str) -> list[str]:
-        """The criteria a :func:`quality` report misses, each as a short phrase (empty: it passes)."""
-        out = []
-        ratio, bar = report["fd"] / report["fd_real"], self.fd_ratio[kind]
-        if not ratio <= bar:
-            out.append(f"FD {ratio:.1f}x the floor (gate {bar:g}x)")
-        if "class_accuracy" in report:
-            need = self.class_accuracy.get(report["dataset"], 0.0)
-            if not report["class_accuracy"] >= need:
-                out.append(f"class accuracy {report['class_accuracy']:.3f} (gate {need:g})")
-        else:
-            if not report["confident_share"] >= self.confident_share:
-                out.append(f"{report['confident_share']:.1%} confidently labelled (gate {self.confident_share:.0%})")
-            if not report["class_count_ratio"] <= self.class_count_ratio:
-                out.append(f"class counts {report['class_count_ratio']:.1f}x apart (gate {self.class_count_ratio:g}x)")
-        return out
-
-
-GATE = QualityGate(fd_ratio={"gan": 5.0, "diffusion": 5.0, "vae": 20.0},
-                   class_accuracy={"mnist": 0.95, "fashion-mnist": 0.80})
+CONFIDENT = verdicts.GATE.confident_softmax
 
 
 def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train: ImageSet, classifier: Classifier,
                    conditional: bool) -> dict[str, Any]:
     """Quality of generated images ``fake`` measured with ``dataset``'s classifier (see :func:`quality`)."""
-    from torchvision.transforms.functional import gaussian_blur
-
     logits = torch.from_numpy(classifier.logits(fake))
     predicted = logits.argmax(1).numpy()
     confidence = torch.softmax(logits, 1).max(1).values.numpy()
@@ -524,11 +484,11 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
         "fd": frechet_distance(classifier.embed(fake), real_features),
         "fd_real": frechet_distance(classifier.embed(real_train), real_features),
         "class_histogram": histogram.tolist(),
-        "class_count_ratio": float(histogram.max() / histogram.min()) if histogram.min() > 0 else float("inf"),
+        "class_count_ratio": verdicts.class_count_ratio(histogram),
         "confident_share": float(np.mean(confidence >= CONFIDENT)),
     }
     for sigma in BLUR_SIGMAS:
-        blurred = gaussian_blur(real_train.images, kernel_size=2 * round(3 * sigma) + 1, sigma=sigma)
+        blurred = blur(real_train.images, sigma)
         report[f"fd_blur_{sigma:g}"] = frechet_distance(classifier.embed(blurred), real_features)
     if conditional:
         assert fake.labels is not None
@@ -538,7 +498,7 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
 
 def quality(name: str, profile: Profile = "default", root: Path | None = None,
             progress: bool = True) -> dict[str, Any]:
-    """Measured sample quality of generator ``name`` (cached), and whether it clears :data:`GATE`.
+    """Measured sample quality of generator ``name`` (cached): the inputs of :func:`gmval.verdicts.gate_failures`.
 
     Scores ``quality_samples`` images (seed :data:`QUALITY_SEED`) with the dataset's classifier:
 
@@ -551,7 +511,6 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
       ``class_count_ratio``: its largest over its smallest count.
     * ``confident_share``: fraction whose classifier max-softmax is at least :data:`CONFIDENT`.
     * ``classifier_test_accuracy``: how far the classifier's labels can be trusted.
-    * ``gate_failures``: what :data:`GATE` finds missing (empty when the generator passes).
     """
     m = _models(profile)
     plan = _plan(name, profile, root)
@@ -569,8 +528,7 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
                                                       conditional=plan.kind == "diffusion"),
                   "classifier_test_accuracy": classifier_report["test_accuracy"]}
         art = store.save(f"{name}-quality", params, extra=lambda d: _write_json(d / "report.json", report))
-    report = _read_json(art.file("report.json"))
-    return {**report, "kind": plan.kind, "gate_failures": GATE.failures(report, plan.kind)}
+    return _read_json(art.file("report.json"))
 
 
 # Longest trainings first, so that a pool does not end on one long job alone. Per step on one
