@@ -203,7 +203,24 @@ def write_index(out: Path, folder: Path = paths.FIGURES) -> str:
 def readme_blocks(folder: Path = paths.FIGURES,
                   benchmarks: Path = paths.ROOT / "benchmarks" / "results") -> dict[str, str]:
     """The README's generated blocks, by name: the findings (figures CSVs) and speed (benchmark CSVs)."""
-    return {"findings": findings(folder), "speed": speed_sentences(benchmarks)}
+    return {"findings": findings(folder), "speed": speed_sentences(benchmarks), "generators": generator_sentences()}
+
+
+def generator_sentences(manifest: Mapping[str, Mapping] | None = None) -> str:
+    """The committed generator weights (:mod:`gmval.models.pretrained`), one line each with their measured quality."""
+    from gmval.models import pretrained
+
+    entries = pretrained.manifest() if manifest is None else manifest
+    lines = []
+    for key, e in sorted(entries.items(), key=lambda kv: kv[1]["params"]["name"]):
+        q = e["quality"]
+        label = (f"class accuracy {q['class_accuracy']:.3f}" if q.get("class_accuracy") is not None else
+                 f"{q['confident_share']:.0%} confidently labelled, class counts {q['class_count_ratio']:.1f}x apart")
+        gate = q.get("gate_failures") or "passes the quality gate"
+        lines.append(f"- `{e['params']['name']}` ({key}): {e['epochs']} epochs, {e['training_wall_seconds'] / 60:.0f} "
+                     f"min of training ({e['hardware']}); FD {q['fd']:.1f}, {q['fd_ratio']:.1f}x the real-image floor, "
+                     f"{label}; {gate}.")
+    return "\n".join(lines)
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -163,3 +163,17 @@ def test_a_curve_snapshot_is_the_shorter_run(name: str, digits_zoo: dict[str, An
     if name == "mnist-vae":  # VAE-TracIn's snapshots come along
         steps = [s for s, _ in list_snapshots(zoo.generator_folder(name, two, tmp_path / "installed"))]
         assert steps == [4, 8]
+
+
+def test_the_committed_weights_match_their_manifest_and_the_current_code() -> None:
+    entries = pretrained.manifest()
+    total = 0
+    for key, record in entries.items():
+        item = pretrained.entry(key)
+        assert item is not None and pretrained.verified(item) == item.file
+        total += item.file.stat().st_size
+        # The key is the model's config hash under the current code and profile: a changed recipe or
+        # training length must retrain and re-export, or the run would silently train from scratch.
+        name, profile = record["params"]["name"], record["profile"]
+        assert key == zoo.generator_folder(name, profile).name, f"{key} is stale for the current code"
+    assert total <= 100 * 2**20

@@ -325,8 +325,15 @@ def train_plan(plan: _Plan, profile: Profile, folder: Path | None = None, train_
         model, _ = train_diffusion(plan.data.train, folder, plan.config, config,
                                    lr=plan.hyper["lr"], ema_decay=plan.hyper["ema_decay"],
                                    sampling_steps=settings["sampling_steps"],
-                                   guidance_scale=settings["guidance_scale"], params=params, progress=progress)
+                                   guidance_scale=guidance_scale(settings, plan.dataset), params=params,
+                                   progress=progress)
     return model
+
+
+def guidance_scale(settings: Mapping[str, Any], dataset: str) -> float:
+    """The diffusion models' guidance scale on ``dataset``: one number, or one per dataset."""
+    value = settings["guidance_scale"]
+    return float(value[dataset] if isinstance(value, Mapping) else value)
 
 
 def build_sampler(name: str, profile: Profile, run: Mapping[str, Any]) -> Generator:
@@ -342,7 +349,7 @@ def build_sampler(name: str, profile: Profile, run: Mapping[str, Any]) -> Genera
     config = run["config"]
     config = DiffusionConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
     return ConditionalDiffusion(config, sampling_steps=settings["sampling_steps"],
-                                guidance_scale=settings["guidance_scale"])
+                                guidance_scale=guidance_scale(settings, dataset_of(name, profile)))
 
 
 def _classifier_plan(dataset: str, profile: Profile, root: Path | None
@@ -418,7 +425,8 @@ def sample(name: str, n: int, seed: int, profile: Profile = "default", root: Pat
             raise ValueError(f"{name}: label {label} is not a class of {plan.dataset} (0..{num_classes - 1})")
         params["label"] = {"class": int(label), "oversample": CLASS_OVERSAMPLE}
     if plan.kind == "diffusion":
-        params["sampling"] = {k: m["diffusion"][k] for k in ("sampling_steps", "guidance_scale")}
+        params["sampling"] = {"sampling_steps": m["diffusion"]["sampling_steps"],
+                              "guidance_scale": guidance_scale(m["diffusion"], plan.dataset)}
         params["sampling"]["precision"] = resolve_precision(m["diffusion"].get("sampling_precision", "fp32"),
                                                             default_device())
     else:
