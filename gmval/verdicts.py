@@ -762,12 +762,15 @@ def headline(folder: Path) -> list[str]:
     t = Tables(folder)
     lines = []
     lds = {model: t.get(stem) for stem, model in (("cf_lds", "β-VAE"), ("cf_lds_diffusion", "diffusion model"))}
-    parts, beats = [], []
+    parts: list[str] = []
+    beats: list[str] = []
+    predictive: list[bool] = []
     for model, df in lds.items():
         if df is None:
             continue
         gmv = df[df["method"].str.startswith("GMValuator")]
         where = {chance_label(lo, hi) for lo, hi in zip(gmv["low"], gmv["high"], strict=True)}
+        predictive += [chance_label(lo, hi) == "above chance" for lo, hi in zip(gmv["low"], gmv["high"], strict=True)]
         parts.append(f"{' / '.join(sorted(where))} on the {model} (LDS {gmv['lds'].min():.2f} to "
                      f"{gmv['lds'].max():.2f})")
         others = df[~df["method"].str.startswith("GMValuator") & (df["method"] != "random scores")]
@@ -776,9 +779,11 @@ def headline(folder: Path) -> list[str]:
         beats.append(f"on the {model} {', '.join(above) if above else 'no baseline'} "
                      f"{'is' if len(above) == 1 else 'are' if above else 'is'} above chance")
     if parts:
+        meaning = ("no variant's values predict" if not any(predictive) else
+                   "some variants' values predict" if not all(predictive) else "its values predict")
         lines.append("Counterfactual validation (notebook 09, `cf_lds*.csv`): GMValuator's values are "
-                     f"{'; '.join(parts)}: they do not predict how retraining on a subset changes the model's fit "
-                     f"to a sample. For comparison, {'; '.join(beats)}.")
+                     f"{'; '.join(parts)}, so {meaning}, better than chance, how retraining on a subset changes the "
+                     f"model's fit to a sample. For comparison, {'; '.join(beats)}.")
     q = t.get("generators_quality")
     if q is not None:
         g = gate_table(q)

@@ -152,6 +152,7 @@ def test_lds_rule_and_headline(tmp_path: Path) -> None:
     assert claims[1].verdict.startswith("not comparable")  # cf_lds_diffusion missing
     text = " ".join(verdicts.headline(tmp_path))
     assert "above chance / at chance on the β-VAE" in text and "VAE-TracIn (0.17) is above chance" in text
+    assert "some variants' values predict" in text
     assert verdicts.chance_label(-0.01, 0.2) == "at chance" and verdicts.chance_label(-0.3, -0.01) == "below chance"
 
 
