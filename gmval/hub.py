@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -38,6 +39,21 @@ CacheKind = Literal["torch", "torch_hub", "hf", "models"]
 
 #: torch.hub's convention: ``name-<first hex digits of the SHA-256>.ext`` (torchvision uses 8).
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
+
+
+#: The notice bitsandbytes logs at import on AVX512-BF16 CPUs when it cannot fetch its optional
+#: hub kernel (always, offline), once in every process that imports pyiqa or peft. It says
+#: nothing the user can act on; other messages of that logger still pass.
+BITSANDBYTES_HUB_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+class _DropHubKernelNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(BITSANDBYTES_HUB_NOTICE)
+
+
+# Installed at import, before any library imports bitsandbytes (getLogger returns the logger it will use).
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_DropHubKernelNotice())
 
 
 class WeightsUnavailableError(RuntimeError):
