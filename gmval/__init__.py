@@ -11,6 +11,7 @@ top-k contributors of every generated image with their distances and contributio
 
 __version__ = "0.1.0"
 
+from gmval import hub as _hub  # noqa: F401 - filters bitsandbytes' hub-kernel notice before any import of it
 from gmval.distances import list_distances  # noqa: E402
 from gmval.encoders import list_encoders  # noqa: E402
 from gmval.images import ImageSet  # noqa: E402

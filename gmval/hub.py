@@ -7,6 +7,12 @@ roots from the environment (at call time, not at import time), SHA-256 checks, a
 helper with a timeout and an atomic write, and errors that say which file to fetch from
 where, and where to put it, when a machine has no internet.
 
+Every weight file gmval fetches is checked against a full SHA-256 pinned in gmval's code,
+also when it is found already in the cache, before anything reads it; checkpoints are read
+with ``torch.load(weights_only=True)`` (:func:`load_checkpoint`), never by unpickling code.
+Where no SHA-256 is pinned (the upstream does not publish one), the component takes a
+``sha256`` argument and refuses to load the file without it (:func:`require_pin`).
+
 Set ``GMVAL_OFFLINE=1`` (``HF_HUB_OFFLINE=1`` has the same effect) to forbid downloads:
 :func:`fetch` then fails at once instead of trying the network.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -22,7 +29,7 @@ import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -34,8 +41,31 @@ CacheKind = Literal["torch", "torch_hub", "hf", "models"]
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
 
 
+#: The notice bitsandbytes logs at import on AVX512-BF16 CPUs when it cannot fetch its optional
+#: hub kernel (always, offline), once in every process that imports pyiqa or peft. It says
+#: nothing the user can act on; other messages of that logger still pass.
+BITSANDBYTES_HUB_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+class _DropHubKernelNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(BITSANDBYTES_HUB_NOTICE)
+
+
+# Installed at import, before any library imports bitsandbytes (getLogger returns the logger it will use).
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_DropHubKernelNotice())
+
+
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights are neither in the cache nor downloadable (typically: offline)."""
+
+
+class WeightsIntegrityError(ValueError):
+    """A weight file does not have its pinned SHA-256, or no SHA-256 is pinned for it."""
+
+
+#: (resolved path, size, mtime, inode) -> SHA-256 of files already hashed in this process.
+_HASHED: dict[tuple[str, int, int, int], str] = {}
 
 
 def offline() -> bool:
@@ -101,31 +131,92 @@ def hash_prefix_from_name(name: str) -> str | None:
 
 
 def verify(path: str | Path, sha256: str) -> None:
-    """Raise :class:`ValueError` unless the file's SHA-256 starts with ``sha256``.
+    """Raise :class:`WeightsIntegrityError` unless the file's SHA-256 is ``sha256``.
+
+    A file is hashed once per process while its size, modification time and inode stay
+    the same (weight files are hundreds of MB and components are built repeatedly).
 
     Args:
         path: file to check.
-        sha256: the full hex digest or a prefix of it (at least 8 digits, as torch.hub uses).
+        sha256: the full hex digest (64 digits; a prefix would let a crafted file through).
     """
     expected = sha256.lower()
-    if len(expected) < 8 or not re.fullmatch(r"[0-9a-f]+", expected):
-        raise ValueError(f"not a SHA-256 (prefix of >= 8 hex digits): {sha256!r}")
-    actual = sha256_file(path)
-    if not actual.startswith(expected):
-        raise ValueError(f"{path}: SHA-256 {actual} does not match the expected {expected}")
+    if not re.fullmatch(r"[0-9a-f]{64}", expected):
+        raise ValueError(f"not a full SHA-256 (64 hex digits): {sha256!r}")
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    actual = _HASHED.get(key) or sha256_file(path)
+    if actual != expected:
+        raise WeightsIntegrityError(
+            f"{path}: SHA-256 {actual} does not match the pinned {expected}; the file is not the expected "
+            f"weights (truncated, corrupt or replaced) and was not loaded: delete it to download it again")
+    _HASHED[key] = actual
 
 
-def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``dest`` unless it is already there.
+def require_pin(what: str, sha256: str | None, how: str) -> str:
+    """``sha256``, or a :class:`WeightsIntegrityError` saying that ``what`` cannot be verified.
 
-    An existing ``dest`` is trusted without re-hashing, as torch.hub does with its cache.
+    Args:
+        what: the file, as the message should name it.
+        sha256: the pinned (or user-supplied) digest, None when there is none.
+        how: how the user can supply one (the argument to pass).
+    """
+    if sha256 is None:
+        raise WeightsIntegrityError(
+            f"no SHA-256 is pinned in gmval for {what}, so it cannot be verified and is not loaded; "
+            f"check the file's SHA-256 against its publisher and pass it as {how}")
+    return sha256
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """``torch.load`` of a checkpoint with ``weights_only=True`` (tensors and plain containers only).
+
+    numpy scalars and dtypes, which training scripts often leave in checkpoints, are allowed
+    too; any other object makes the load fail instead of running the pickle's code.
+    """
+    import numpy as np
+
+    allowed = [np.dtype, type(np.dtype(np.float32)), type(np.dtype(np.float64)), type(np.dtype(np.int64))]
+    scalar = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
+    try:
+        with torch.serialization.safe_globals([scalar, *allowed]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's UnpicklingError and friends: a message, not a pickle run
+        raise WeightsIntegrityError(f"{path} is not a plain weights file that can be loaded safely ({exc})"
+                                    ) from exc
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Make every ``torch.load`` in the block use ``weights_only=True``, whatever its caller passes.
+
+    Libraries load their weights themselves, some through ``torch.hub.load_state_dict_from_url``,
+    whose default is a full unpickle; they all end in ``torch.load``.
+    """
+    original = torch.load
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
+
+
+def fetch(url: str, dest: str | Path, sha256: str, timeout: float = 30.0) -> Path:
+    """Download ``url`` to ``dest`` unless it is already there, and verify it either way.
+
     The download goes to a temporary file in the same folder and is renamed into place
-    only after the hash check, so an interrupted or corrupt download never looks cached.
+    only after the hash check, so an interrupted or corrupt download never looks cached;
+    a file already at ``dest`` is checked against the same pinned hash before it is used.
 
     Args:
         url: where the file lives.
         dest: its path in the cache.
-        sha256: expected SHA-256 (full or a prefix of >= 8 hex digits), checked after download.
+        sha256: the pinned full SHA-256 of the file.
         timeout: seconds to wait for the connection and for each read.
 
     Returns:
@@ -134,10 +225,12 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
     Raises:
         WeightsUnavailableError: offline mode is on, or the download failed; the message
             names the URL and the destination so that the file can be copied there by hand.
-        ValueError: the downloaded file does not match ``sha256`` (it is deleted).
+        WeightsIntegrityError: the cached or downloaded file does not match ``sha256`` (a
+            download is deleted; a cached file is left for the user to inspect).
     """
     dest = Path(dest)
     if dest.is_file():
+        verify(dest, sha256)
         return dest
     manual = f"download {url} on a machine with internet and put it at {dest}"
     if offline():
@@ -149,8 +242,7 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             shutil.copyfileobj(response, out, length=1 << 20)
-        if sha256 is not None:
-            verify(tmp, sha256)
+        verify(tmp, sha256)
         os.replace(tmp, dest)
     except OSError as exc:  # URLError, HTTPError and socket timeouts are all OSErrors
         raise WeightsUnavailableError(f"could not download {url} ({exc}); {manual}") from exc

@@ -91,6 +91,13 @@ class ValuationResult:
         return files
 
 
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int if it is a whole number >= 1, else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def _load_index(config: RecallConfig, art: Artifact) -> RecallIndex:
     try:
         return RecallIndex.load(config, art.file("index.faiss"))
@@ -140,8 +147,10 @@ class Valuator(TimedStages):
         self.encoder: Encoder = _component(encoder, create_encoder, device)
         self.distance: Distance = _component(distance, create_distance, device)
         self.quality = _component(quality, create_quality_model, device)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        k = positive_int("k", k)
+        chunk_size = positive_int("chunk_size", chunk_size)
+        if recall_k is not None:
+            recall_k = positive_int("recall_k", recall_k)
         if recall_k is not None and recall_k < k:
             raise ValueError(f"recall_k={recall_k} must be >= k={k}")
         if on_bad_quality not in ("raise", "zero"):
@@ -373,7 +382,7 @@ class Valuator(TimedStages):
         if generated.shape[0] != train.shape[0]:
             raise ValueError(f"generated images have {generated.shape[0]} channels, training images "
                              f"{train.shape[0]}")
-        k = self.k if k is None else k
+        k = self.k if k is None else positive_int("k", k)
         kk = self.recall_k(len(train))
         if k > kk:
             raise ValueError(f"k={k} exceeds the {kk} recalled candidates; raise recall_k")

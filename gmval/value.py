@@ -57,6 +57,9 @@ def contributions(distances: np.ndarray, quality: np.ndarray, temperature: float
     q = np.asarray(quality, dtype=np.float64)
     if q.shape != (len(distances),):
         raise ValueError(f"quality has shape {q.shape}, expected ({len(distances)},)")
+    bad = np.flatnonzero(~np.isfinite(q))
+    if len(bad):  # NaN would spread through every value it touches
+        raise ValueError(f"quality has {len(bad)} NaN or infinite scores (generated rows {bad[:10].tolist()})")
     return q[:, None] * contribution_weights(distances, temperature)
 
 

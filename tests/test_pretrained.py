@@ -58,11 +58,14 @@ def test_sha256_and_verify(tmp_path: Path) -> None:
     digest = hashlib.sha256(b"weights").hexdigest()
     assert hub.sha256_file(f) == digest
     hub.verify(f, digest)
-    hub.verify(f, digest[:8].upper())
-    with pytest.raises(ValueError, match="does not match"):
+    hub.verify(f, digest.upper())
+    with pytest.raises(hub.WeightsIntegrityError, match=f"{f}: SHA-256 {digest} does not match the pinned {'0' * 64}"):
         hub.verify(f, "0" * 64)
-    with pytest.raises(ValueError, match="prefix"):
-        hub.verify(f, digest[:4])
+    with pytest.raises(ValueError, match="64 hex digits"):
+        hub.verify(f, digest[:8])  # a prefix is not a pin
+    with pytest.raises(hub.WeightsIntegrityError, match="no SHA-256 is pinned in gmval for w.bin.*pass it as sha256"):
+        hub.require_pin("w.bin", None, "sha256=<hex>")
+    assert hub.require_pin("w.bin", digest, "") == digest
 
 
 def test_hash_prefix_from_name() -> None:
@@ -78,7 +81,7 @@ def test_fetch_checks_hash_and_writes_atomically(tmp_path: Path, monkeypatch: py
     src.write_bytes(b"abc" * 1000)
     digest = hub.sha256_file(src)
     dest = tmp_path / "cache" / "sub" / "w.bin"
-    assert hub.fetch(src.as_uri(), dest, sha256=digest[:8]) == dest
+    assert hub.fetch(src.as_uri(), dest, sha256=digest) == dest
     assert dest.read_bytes() == src.read_bytes()
     bad = tmp_path / "cache" / "bad.bin"
     with pytest.raises(ValueError, match="does not match"):
@@ -87,16 +90,50 @@ def test_fetch_checks_hash_and_writes_atomically(tmp_path: Path, monkeypatch: py
     # An unreachable server fails fast with a message saying what to put where.
     start = time.perf_counter()
     with pytest.raises(hub.WeightsUnavailableError, match="put it at .*nothing.bin"):
-        hub.fetch("http://127.0.0.1:9/nothing.bin", tmp_path / "nothing.bin", timeout=5)
+        hub.fetch("http://127.0.0.1:9/nothing.bin", tmp_path / "nothing.bin", sha256=digest, timeout=5)
     assert time.perf_counter() - start < 10
 
 
 def test_fetch_offline_and_cached(tmp_path: Path) -> None:
     dest = tmp_path / "w.bin"
+    digest = hashlib.sha256(b"cached").hexdigest()
     with pytest.raises(hub.WeightsUnavailableError, match=r"https://example.org/w.bin.*w\.bin"):
-        hub.fetch("https://example.org/w.bin", dest)
+        hub.fetch("https://example.org/w.bin", dest, sha256=digest)
     dest.write_bytes(b"cached")
-    assert hub.fetch("https://example.org/w.bin", dest, sha256="0" * 8) == dest  # cache hits are trusted
+    assert hub.fetch("https://example.org/w.bin", dest, sha256=digest) == dest
+    # A cached file is verified too: a wrong one is named with both hashes, and kept for inspection.
+    dest.write_bytes(b"tampered")
+    wrong = hashlib.sha256(b"tampered").hexdigest()
+    with pytest.raises(hub.WeightsIntegrityError, match=f"{dest}: SHA-256 {wrong} does not match the pinned {digest}"):
+        hub.fetch("https://example.org/w.bin", dest, sha256=digest)
+    assert dest.read_bytes() == b"tampered"
+
+
+def test_checkpoints_load_weights_only(tmp_path: Path) -> None:
+    """hub.load_checkpoint and hub.weights_only_loads never run a pickle's code."""
+    plain = tmp_path / "plain.pt"
+    torch.save({"params": {"w": torch.ones(2)}, "epoch": np.int64(3), "dtype": np.dtype("float32")}, plain)
+    assert torch.equal(hub.load_checkpoint(plain)["params"]["w"], torch.ones(2))
+    evil = tmp_path / "evil.pt"
+    torch.save({"w": torch.ones(1), "payload": _Payload()}, evil)
+    with pytest.raises(hub.WeightsIntegrityError, match="evil.pt is not a plain weights file"):
+        hub.load_checkpoint(evil)
+    with hub.weights_only_loads(), pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(evil, weights_only=False)  # a library's explicit False is overridden
+    assert _Payload.ran == 0
+
+
+class _Payload:
+    """An object whose unpickling would run code (counted, to prove it never ran)."""
+
+    ran = 0
+
+    def __reduce__(self) -> tuple:
+        return (_Payload._run, ())
+
+    @staticmethod
+    def _run() -> None:
+        _Payload.ran += 1
 
 
 def test_cache_roots_follow_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,11 +234,23 @@ def test_clip_tag_from_hf_cache_offline(clip_weights: tuple[Path, Path], clip_en
 
     from gmval.encoders.clip import CLIPEncoder
 
-    tagged = CLIPEncoder(model="ViT-B-32", pretrained="openai", cache_dir=clip_weights[1], device="cpu")
+    digest = hub.sha256_file(clip_weights[0])
+    tagged = CLIPEncoder(model="ViT-B-32", pretrained="openai", cache_dir=clip_weights[1], sha256=digest,
+                         device="cpu")
     assert tagged.params()["pretrained"] == "openai" and "weights_sha256" not in tagged.params()
     torch.testing.assert_close(tagged.net.visual.conv1.weight, clip_encoder.net.visual.conv1.weight)
     assert isinstance(tagged.net.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
     assert not isinstance(clip_encoder.net.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+
+
+def test_clip_tag_is_verified_before_loading(clip_weights: tuple[Path, Path]) -> None:
+    from gmval.encoders.clip import CLIPEncoder
+
+    with pytest.raises(hub.WeightsIntegrityError, match="no SHA-256 is pinned in gmval for open_clip weights ViT-B-32/openai"):
+        CLIPEncoder(model="ViT-B-32", pretrained="openai", cache_dir=clip_weights[1], device="cpu")
+    with pytest.raises(hub.WeightsIntegrityError,
+                       match=f"open_clip_model.safetensors: SHA-256 {hub.sha256_file(clip_weights[0])} does not match"):
+        CLIPEncoder(model="ViT-B-32", pretrained="openai", cache_dir=clip_weights[1], sha256="1" * 64, device="cpu")
 
 
 def test_clip_missing_tag_fails_fast(tmp_path: Path) -> None:
@@ -209,7 +258,8 @@ def test_clip_missing_tag_fails_fast(tmp_path: Path) -> None:
 
     start = time.perf_counter()
     with pytest.raises(hub.WeightsUnavailableError, match="laion/CLIP-ViT-B-32-laion2B-s34B-b79K"):
-        CLIPEncoder(model="ViT-B-32", pretrained="laion2b_s34b_b79k", cache_dir=tmp_path, device="cpu")
+        CLIPEncoder(model="ViT-B-32", pretrained="laion2b_s34b_b79k", cache_dir=tmp_path, sha256="0" * 64,
+                    device="cpu")
     assert time.perf_counter() - start < 30
 
 
@@ -229,7 +279,33 @@ def alexnet_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     return home, state
 
 
-def test_lpips_loads_backbone_from_cache_dir(alexnet_home: tuple[Path, dict[str, torch.Tensor]]) -> None:
+@pytest.fixture()
+def lpips_home(alexnet_home: tuple[Path, dict[str, torch.Tensor]],
+               monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, torch.Tensor]]:
+    """``alexnet_home`` with its random backbone's SHA-256 pinned in place of torchvision's."""
+    from gmval.distances import lpips as gmval_lpips
+
+    digest = hub.sha256_file(alexnet_home[0] / "hub" / "checkpoints" / ALEXNET_FILE)
+    monkeypatch.setitem(gmval_lpips.BACKBONE_SHA256, "alex", digest)
+    return alexnet_home
+
+
+def test_lpips_refuses_a_cached_backbone_with_another_hash(alexnet_home: tuple[Path, dict[str, torch.Tensor]],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The random backbone sits under torchvision's real name: its hash is not the pinned one."""
+    from gmval.distances.lpips import BACKBONE_SHA256, LPIPSDistance
+
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
+    path = alexnet_home[0] / "hub" / "checkpoints" / ALEXNET_FILE
+    with pytest.raises(hub.WeightsIntegrityError,
+                       match=f"{path}: SHA-256 {hub.sha256_file(path)} does not match the pinned {BACKBONE_SHA256['alex']}"):
+        LPIPSDistance(cache_dir=alexnet_home[0], device="cpu")
+    assert loads == []  # never read
+
+
+def test_lpips_loads_backbone_from_cache_dir(alexnet_home: tuple[Path, dict[str, torch.Tensor]],
+                                             lpips_home: object) -> None:
     from gmval.distances import create_distance
 
     home, state = alexnet_home
@@ -242,7 +318,7 @@ def test_lpips_loads_backbone_from_cache_dir(alexnet_home: tuple[Path, dict[str,
                           "pnet_rand": False, "spatial_size": 64}
 
 
-def test_lpips_follows_torch_home(alexnet_home: tuple[Path, dict[str, torch.Tensor]],
+def test_lpips_follows_torch_home(alexnet_home: tuple[Path, dict[str, torch.Tensor]], lpips_home: object,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from gmval.distances.lpips import LPIPSDistance
 
@@ -254,7 +330,7 @@ def test_lpips_follows_torch_home(alexnet_home: tuple[Path, dict[str, torch.Tens
 
 @pytest.mark.parametrize("spatial_size", [64, None])
 def test_lpips_decomposition_equals_lpips_forward(alexnet_home: tuple[Path, dict[str, torch.Tensor]],
-                                                  spatial_size: int | None) -> None:
+                                                  lpips_home: object, spatial_size: int | None) -> None:
     from gmval.distances.lpips import LPIPSDistance
 
     d = LPIPSDistance(cache_dir=alexnet_home[0], spatial_size=spatial_size, device="cpu")
@@ -321,7 +397,9 @@ def _write_lora(cache: Path, dreamsim_type: str, folder: str) -> None:
     from dreamsim.model import PerceptualModel
     from peft import LoraConfig, get_peft_model
 
-    with hub.torch_hub_dir(cache):
+    from gmval.distances.dreamsim import pinned_torch_hub
+
+    with hub.torch_hub_dir(cache), pinned_torch_hub():
         model = PerceptualModel(**dreamsim_args["model_config"][dreamsim_type], device="cpu", load_dir=str(cache),
                                 normalize_embeds=True)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none",
@@ -339,6 +417,9 @@ def dreamsim_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     _write_vit_as_dino(cache / "open_clip_vitb32_pretrain.pth.tar", 32, 512)
     _write_lora(cache, "open_clip_vitb32", "open_clip_vitb32_single_lora")
+    from gmval.distances.dreamsim import record_release
+
+    record_release("open_clip_vitb32", cache)  # the files this test made stand for a verified release
     return cache
 
 
@@ -377,11 +458,15 @@ def test_dreamsim_single_branch_offline(dreamsim_cache: Path) -> None:
 
 
 def test_dreamsim_missing_weights_offline(tmp_path: Path) -> None:
-    from gmval.distances.dreamsim import DreamSimDistance
+    from gmval.distances.dreamsim import HUB_COMMITS, DreamSimDistance
 
-    with pytest.raises(hub.WeightsUnavailableError, match="dreamsim_clip_vitb32_checkpoint.zip"):
+    zip_name = "dreamsim_clip_vitb32_checkpoint.zip"
+    with pytest.raises(hub.WeightsIntegrityError, match=f"no SHA-256 is pinned in gmval for the DreamSim release {zip_name}"):
         DreamSimDistance(dreamsim_type="clip_vitb32", cache_dir=tmp_path / "ds", device="cpu")
-    with pytest.raises(hub.WeightsUnavailableError, match="facebookresearch_dino_main"):
+    with pytest.raises(hub.WeightsUnavailableError, match=zip_name):
+        DreamSimDistance(dreamsim_type="clip_vitb32", cache_dir=tmp_path / "ds", sha256={zip_name: "0" * 64},
+                         device="cpu")
+    with pytest.raises(hub.WeightsUnavailableError, match=f"facebookresearch_dino_{HUB_COMMITS['facebookresearch/dino']}"):
         DreamSimDistance(dreamsim_type="ensemble", cache_dir=tmp_path / "ds", device="cpu")
     with pytest.raises(ValueError, match="unknown type"):
         DreamSimDistance(dreamsim_type="vgg", cache_dir=tmp_path / "ds", device="cpu")
@@ -403,14 +488,31 @@ def test_dreamsim_release_zip_is_fetched_and_unpacked(tmp_path: Path, monkeypatc
         zf.writestr("clip_vitb32_single_lora/adapter_config.json", b"{}")
     monkeypatch.setitem(config.dreamsim_weights, "clip_vitb32", archive.as_uri())
     cache = tmp_path / "nested" / "ds"  # dreamsim itself would fail on a missing parent (os.mkdir)
-    ensure_release("clip_vitb32", cache)
+    right = {"release.zip": hub.sha256_file(archive)}
+    # A zip with another hash is refused before anything is unpacked.
+    with pytest.raises(hub.WeightsIntegrityError, match="release.zip.*does not match the pinned 1111"):
+        ensure_release("clip_vitb32", cache, {"release.zip": "1" * 64})
+    assert [p.name for p in cache.iterdir()] == []
+    ensure_release("clip_vitb32", cache, right)
     assert all((cache / rel).exists() for rel in RELEASE_FILES["clip_vitb32"])
     assert not (cache / "pretrained.zip").exists()
+    ensure_release("clip_vitb32", cache)  # unpacked files are checked against the verified zip's record
+    (cache / "clip_vitb32_pretrain.pth.tar").write_bytes(b"replaced")
+    with pytest.raises(hub.WeightsIntegrityError, match="clip_vitb32_pretrain.pth.tar: SHA-256 .* does not match"):
+        ensure_release("clip_vitb32", cache)
+    (cache / "clip_vitb32_single_lora" / "extra.bin").write_bytes(b"planted")
+    (cache / "clip_vitb32_pretrain.pth.tar").write_bytes(b"backbone")
+    with pytest.raises(hub.WeightsIntegrityError, match="extra.bin is not part of the verified release"):
+        ensure_release("clip_vitb32", cache)
+    # Files not unpacked by gmval (no record) are not trusted.
+    (cache / ".gmval-clip_vitb32.sha256.json").unlink()
+    with pytest.raises(hub.WeightsIntegrityError, match="not unpacked by gmval from a verified release"):
+        ensure_release("clip_vitb32", cache)
     # A zip without the expected layout is reported, not left for dreamsim to trip over.
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("models/clip_vitb32_pretrain.pth.tar", b"backbone")
     with pytest.raises(hub.WeightsUnavailableError, match="did not provide"):
-        ensure_release("clip_vitb32", tmp_path / "other")
+        ensure_release("clip_vitb32", tmp_path / "other", {"release.zip": hub.sha256_file(archive)})
 
 
 def test_dreamsim_preprocess_matches_pil(dreamsim_cache: Path) -> None:
@@ -456,11 +558,12 @@ def test_dreamsim_ensemble_offline_with_filled_hub_cache(tmp_path: Path) -> None
     """
     from dreamsim.feature_extraction.vision_transformer import DINOHead, vit_base
 
-    from gmval.distances.dreamsim import DreamSimDistance
+    from gmval.distances.dreamsim import DreamSimDistance, hub_checkout, record_release
 
     cache = tmp_path / "ds"
-    (cache / "facebookresearch_dino_main").mkdir(parents=True)
-    (cache / "facebookresearch_dino_main" / "hubconf.py").write_text(_DINO_HUBCONF)
+    checkout = cache / hub_checkout("facebookresearch/dino")  # the pinned commit, not dreamsim's 'main'
+    checkout.mkdir(parents=True)
+    (checkout / "hubconf.py").write_text(_DINO_HUBCONF)
     (cache / "checkpoints").mkdir()
     torch.manual_seed(0)
     torch.save(vit_base(patch_size=16, num_classes=0).state_dict(), cache / "checkpoints" / "dino_vitbase16_pretrain.pth")
@@ -471,7 +574,11 @@ def test_dreamsim_ensemble_offline_with_filled_hub_cache(tmp_path: Path) -> None
     _write_vit_as_dino(cache / "clip_vitb16_pretrain.pth.tar", 16, 512)
     _write_vit_as_dino(cache / "open_clip_vitb16_pretrain.pth.tar", 16, 512)
     _write_lora(cache, "ensemble", "ensemble_lora")
-    d = DreamSimDistance(cache_dir=cache, device="cpu", batch_size=2)
+    record_release("ensemble", cache)
+    backbone = {"dino_vitbase16_pretrain.pth": hub.sha256_file(cache / "checkpoints" / "dino_vitbase16_pretrain.pth")}
+    with pytest.raises(hub.WeightsIntegrityError, match="no SHA-256 is pinned in gmval for the DINO backbone"):
+        DreamSimDistance(cache_dir=cache, device="cpu")
+    d = DreamSimDistance(cache_dir=cache, device="cpu", batch_size=2, sha256=backbone)
     _check_dreamsim(d, 768 + 512 + 512)
 
 
@@ -509,7 +616,7 @@ def maniqa_model(maniqa_weights: tuple[Path, Path]) -> object:
 
 
 def test_maniqa_local_checkpoint_and_hub_cache(maniqa_weights: tuple[Path, Path], maniqa_model: object) -> None:
-    from gmval.quality.maniqa import MANIQAQuality
+    from gmval.quality.maniqa import CHECKPOINT_SHA256, MANIQAQuality
 
     path, cache = maniqa_weights
     q = maniqa_model
@@ -522,8 +629,15 @@ def test_maniqa_local_checkpoint_and_hub_cache(maniqa_weights: tuple[Path, Path]
     qn = q.normalise(np.array([*raw, -0.1, 1.3, np.nan]))
     assert 0 <= qn[0] <= 1 and np.isnan(qn[3])
     np.testing.assert_array_equal(qn[1:3], [0.0, 1.0])
-    # The same weights as a bare state dict in the (pyiqa-style) hub cache load identically.
-    cached = MANIQAQuality(variant="maniqa", cache_dir=cache, device="cpu")
+    # The random file sits under the real hub name: its hash is not the pinned one, and it is not read.
+    file = cache / "ckpt_koniq10k.pt"
+    with pytest.raises(hub.WeightsIntegrityError, match=f"{file}: SHA-256 {hub.sha256_file(file)} does not match the "
+                                                        f"pinned {CHECKPOINT_SHA256['ckpt_koniq10k.pt']}"):
+        MANIQAQuality(variant="maniqa", cache_dir=cache, device="cpu")
+    with pytest.raises(hub.WeightsIntegrityError, match="no SHA-256 is pinned in gmval for the MANIQA checkpoint"):
+        MANIQAQuality(variant="maniqa-kadid", cache_dir=cache, device="cpu")
+    # The same weights as a bare state dict in the (pyiqa-style) hub cache load identically, given their hash.
+    cached = MANIQAQuality(variant="maniqa", cache_dir=cache, sha256=hub.sha256_file(file), device="cpu")
     assert cached.params()["weights"] == "ckpt_koniq10k.pt"
     ours = cached.metric.net.state_dict()
     assert all(torch.equal(v, ours[k]) for k, v in q.metric.net.state_dict().items())
@@ -565,8 +679,8 @@ def test_maniqa_single_crop_shortcut_is_exact(maniqa_model: object, monkeypatch:
 
 
 @pytest.mark.cuda
-def test_gpu_matches_cpu(alexnet_home: tuple[Path, dict[str, torch.Tensor]], clip_weights: tuple[Path, Path],
-                         dreamsim_cache: Path) -> None:
+def test_gpu_matches_cpu(alexnet_home: tuple[Path, dict[str, torch.Tensor]], lpips_home: object,
+                         clip_weights: tuple[Path, Path], dreamsim_cache: Path) -> None:
     from gmval.distances.dreamsim import DreamSimDistance
     from gmval.distances.lpips import LPIPSDistance
     from gmval.encoders.clip import CLIPEncoder

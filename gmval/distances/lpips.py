@@ -11,8 +11,9 @@ float rounding, and to the float16 storage of cached features).
 Weights: the linear heads ship inside the ``lpips`` wheel; the backbone is torchvision's
 ImageNet model (``alexnet-owt-7be5be79.pth``, ``vgg16-397923af.pth`` or
 ``squeezenet1_1-b8a52dc0.pth``), read from ``<torch home>/hub/checkpoints/`` where
-torchvision caches it. If it is missing it is downloaded there (with torchvision's SHA-256
-prefix check) or, offline, a :class:`~gmval.hub.WeightsUnavailableError` says where to put it.
+torchvision caches it. If it is missing it is downloaded there or, offline, a
+:class:`~gmval.hub.WeightsUnavailableError` says where to put it; downloaded or cached, it is
+checked against the full SHA-256 pinned in :data:`BACKBONE_SHA256` before torchvision reads it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ _BACKBONES = {"alex": ("AlexNet_Weights", "IMAGENET1K_V1"),
               "vgg": ("VGG16_Weights", "IMAGENET1K_V1"),
               "squeeze": ("SqueezeNet1_1_Weights", "IMAGENET1K_V1")}
 
+#: Full SHA-256 of each backbone file; each starts with the prefix torchvision puts in its name.
+BACKBONE_SHA256 = {"alex": "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+                   "vgg": "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+                   "squeeze": "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b"}
+
 
 def backbone_url(net: str) -> str:
     """URL of the torchvision checkpoint that lpips loads for backbone ``net``."""
@@ -45,12 +51,12 @@ def backbone_url(net: str) -> str:
 def ensure_backbone(net: str, hub_dir: str | Path) -> Path:
     """Path of the backbone checkpoint in torch.hub's cache ``hub_dir``, downloading it if missing.
 
-    The download is checked against the SHA-256 prefix in torchvision's file name, as
-    torchvision itself does; a file already in the cache is used as is (also as torchvision does).
+    Downloaded or found in the cache, the file must have the pinned SHA-256 (torchvision
+    itself checks only the prefix in its name, and only at download).
     """
     url = backbone_url(net)
     name = url.rsplit("/", 1)[-1]
-    return hub.fetch(url, Path(hub_dir) / "checkpoints" / name, sha256=hub.hash_prefix_from_name(name))
+    return hub.fetch(url, Path(hub_dir) / "checkpoints" / name, sha256=BACKBONE_SHA256[net])
 
 
 class LPIPSDistance(Distance):
@@ -90,7 +96,7 @@ class LPIPSDistance(Distance):
         if not pnet_rand:
             ensure_backbone(net, hub_dir)
         # torchvision looks for the backbone in torch.hub's folder: point it at ours for the load only.
-        with hub.torch_hub_dir(hub_dir), warnings.catch_warnings():
+        with hub.torch_hub_dir(hub_dir), hub.weights_only_loads(), warnings.catch_warnings():
             # lpips still calls torchvision's deprecated `pretrained=`; nothing the user can act on.
             warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
             model = lpips.LPIPS(net=net, version=version, pnet_rand=pnet_rand, verbose=False)

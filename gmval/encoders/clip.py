@@ -3,7 +3,9 @@
 Weights are resolved by open_clip itself: a pretrained *tag* (``"openai"``,
 ``"laion2b_s34b_b79k"``, ...) is fetched from the Hugging Face hub into ``cache_dir``
 (default: the hub cache, ``$HF_HUB_CACHE`` or ``$HF_HOME/hub``) and reused from there,
-also offline; a *file path* is loaded as is.
+also offline; a *file path* is loaded as is. A tag's file, downloaded or cached, must have
+the SHA-256 pinned in :data:`WEIGHTS_SHA256` or passed as ``sha256`` before open_clip reads
+it (open_clip reads safetensors, or ``torch.load`` with ``weights_only=True``).
 
 Tags trained with QuickGELU (all ``"openai"`` weights) get it forced here: open_clip 3.x
 only warns when the architecture name lacks it and would run the OpenAI weights with the
@@ -30,6 +32,11 @@ from gmval.encoders.base import Encoder, l2_normalise
 from gmval.images import to_float, to_rgb
 
 _MODES = {"bicubic", "bilinear"}
+
+#: (architecture, tag) -> full SHA-256 of the file open_clip fetches for it. The Hugging Face
+#: hub publishes these per file, but none could be checked offline when this was written, so
+#: a tag needs ``sha256`` until its digest is pinned here.
+WEIGHTS_SHA256: dict[tuple[str, str], str] = {}
 
 
 def clip_preprocess(images: torch.Tensor, size: tuple[int, int], mean: torch.Tensor, std: torch.Tensor,
@@ -75,16 +82,19 @@ class CLIPEncoder(Encoder):
             or the path of a checkpoint file.
         cache_dir: Hugging Face cache folder for tagged weights; ``None`` uses the hub's
             default (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``).
+        sha256: full SHA-256 of a tag's weight file, where :data:`WEIGHTS_SHA256` has none.
         **kw: :class:`~gmval.component.Component` arguments (device, batch_size).
 
     Raises:
         WeightsUnavailableError: the tagged weights are neither cached nor downloadable.
+        WeightsIntegrityError: the tag's file does not have its pinned SHA-256, or none is
+            pinned and ``sha256`` is not given.
     """
 
     name = "clip"
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", cache_dir: str | Path | None = None,
-                 **kw: Any) -> None:
+                 sha256: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         import open_clip
 
@@ -95,10 +105,17 @@ class CLIPEncoder(Encoder):
         cache = str(cache_dir) if cache_dir is not None else None
         tag_cfg = {} if is_file else open_clip.get_pretrained_cfg(model, self.pretrained)
         try:
-            net, _, _ = open_clip.create_model_and_transforms(
-                model, pretrained=self.pretrained, cache_dir=cache,
-                force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)))
-        except RuntimeError as exc:
+            if tag_cfg:
+                pin = hub.require_pin(f"open_clip weights {model}/{self.pretrained}",
+                                      sha256 or WEIGHTS_SHA256.get((model, self.pretrained)),
+                                      "sha256=<hex> (--encoder-arg sha256=<hex>)")
+                # Resolve (download or find) the tag's file first, so it is checked before open_clip reads it.
+                hub.verify(open_clip.pretrained.download_pretrained(tag_cfg, cache_dir=cache), pin)
+            with hub.weights_only_loads():
+                net, _, _ = open_clip.create_model_and_transforms(
+                    model, pretrained=self.pretrained, cache_dir=cache,
+                    force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)))
+        except (RuntimeError, OSError) as exc:
             if not tag_cfg:  # not a download problem: unknown tag, bad file, ...
                 raise
             hf_id = tag_cfg.get("hf_hub", "").rstrip("/")

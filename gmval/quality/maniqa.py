@@ -11,7 +11,9 @@ Weights: the full MANIQA checkpoint of the chosen variant (``ckpt_koniq10k.pt``,
 ``$TORCH_HOME/hub/pyiqa``) and downloaded there if missing, or from
 ``pretrained_model_path``. The checkpoint holds every weight, ViT backbone included, and is
 loaded strictly, so the ImageNet ViT-B/8 weights that pyiqa's constructor asks timm for
-would be overwritten: gmval skips that download.
+would be overwritten: gmval skips that download. A hub checkpoint, downloaded or cached,
+must have the SHA-256 pinned in :data:`CHECKPOINT_SHA256` (or passed as ``sha256``); every
+checkpoint is read with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ import torch
 from gmval import hub
 from gmval.images import to_float, to_rgb
 from gmval.quality.base import QualityModel
+
+#: Full SHA-256 of pyiqa's hub checkpoints. PIPAL: the Hugging Face LFS record of
+#: chaofengc/IQA-PyTorch-Weights; KonIQ: the authors' release (IIGROUP/MANIQA, tag Koniq10k),
+#: of which the hub file is a copy; KADID: published nowhere gmval could check, so it must
+#: be passed as ``sha256``.
+CHECKPOINT_SHA256: dict[str, str | None] = {
+    "ckpt_koniq10k.pt": "a207f8ab57322e6be38ff5c8d019301dc032b454bef21c3c9f9dbf7974eebff6",
+    "MANIQA_PIPAL-ae6d356b.pth": "ae6d356bcd583ae3c1ca81d84817cf96d662073896c7e40fceddb305ddc2f155",
+    "ckpt_kadid10k.pt": None,
+}
 
 #: gmval variant name -> pyiqa metric name.
 VARIANTS = {"maniqa": "maniqa", "maniqa-koniq": "maniqa", "maniqa-pipal": "maniqa-pipal",
@@ -90,17 +102,22 @@ class MANIQAQuality(QualityModel):
             pyiqa's training format (``{"params": state_dict}``); overrides the cache.
         cache_dir: folder of the hub checkpoints; ``None`` uses pyiqa's
             ``$TORCH_HOME/hub/pyiqa``.
+        sha256: the hub checkpoint's full SHA-256, for a variant gmval pins none for (or a
+            re-released file); ignored with ``pretrained_model_path``.
         batch_size: images per forward pass; each image becomes up to 20 ViT-B/8 crops.
         **kw: :class:`~gmval.component.Component` arguments (device).
 
     Raises:
         WeightsUnavailableError: the checkpoint is neither cached nor downloadable.
+        WeightsIntegrityError: the hub checkpoint does not have its pinned SHA-256 (or none is
+            pinned and ``sha256`` is not given).
     """
 
     name = "maniqa"
 
     def __init__(self, variant: str = "maniqa", pretrained_model_path: str | Path | None = None,
-                 cache_dir: str | Path | None = None, batch_size: int = 8, **kw: Any) -> None:
+                 cache_dir: str | Path | None = None, batch_size: int = 8, sha256: str | None = None,
+                 **kw: Any) -> None:
         super().__init__(batch_size=batch_size, **kw)
         import pyiqa
         from pyiqa.archs.arch_util import clean_state_dict
@@ -114,15 +131,17 @@ class MANIQAQuality(QualityModel):
                 raise FileNotFoundError(f"maniqa: no checkpoint at {path}")
         else:
             url = checkpoint_url(self.metric_name)
+            name = url.rsplit("/", 1)[-1]
+            pin = hub.require_pin(f"the MANIQA checkpoint {name} ({url})", sha256 or CHECKPOINT_SHA256.get(name),
+                                  "sha256=<hex> (--quality-arg sha256=<hex>)")
             folder = Path(cache_dir) if cache_dir is not None else hub.cache_root("torch_hub") / "pyiqa"
-            path = hub.fetch(url, folder / url.rsplit("/", 1)[-1])
+            path = hub.fetch(url, folder / name, sha256=pin)
         self.checkpoint = path
         # A user-supplied file is identified by content, the hub file by its (versioned) name.
         self.weights_id = hub.sha256_file(path) if pretrained_model_path is not None else path.name
         with _timm_without_pretrained(), contextlib.redirect_stdout(io.StringIO()):
             metric = pyiqa.create_metric(self.metric_name, device=self.device, pretrained=False)
-        # pyiqa's own checkpoints are pickles with non-tensor entries; loaded as pyiqa loads them.
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = hub.load_checkpoint(path)
         state = state.get("params", state)  # pyiqa's training format nests the weights
         metric.net.load_state_dict(clean_state_dict(state), strict=True)
         self.metric = metric.eval().requires_grad_(False)
