@@ -31,14 +31,14 @@ def _kv(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _load(spec: str, size: tuple[int, int] | None, limit: int | None, name: str) -> Any:
+def _load(spec: str, size: tuple[int, int] | None, limit: int | None, name: str, skip_corrupt: bool) -> Any:
     from gmval.data import load_dataset, load_folder
 
     path = Path(spec)
     if path.exists():
         if not path.is_dir():
             raise SystemExit(f"gmval: {name} {spec!r} is not a folder")
-        images = load_folder(path, size=size)
+        images = load_folder(path, size=size, skip_corrupt=skip_corrupt)
     else:
         dataset, _, split = spec.partition(":")
         try:
@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(hnsw); refine, train_samples, seed")
     v.add_argument("--temperature", default="1.0", help="T in exp(-d/T), or 'auto'")
     v.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                   help="resize folder images to H W (needed when their sizes differ)")
+                   help="read folder images on an H x W grid (default: their size when they share one, "
+                        "else centred squares of the median short side; see gmval.data.folder)")
+    v.add_argument("--skip-corrupt", action="store_true",
+                   help="check every image file first and skip unreadable ones with a warning")
     v.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     v.add_argument("--limit-generated", type=int, default=None, help="use only the first N generated images")
     v.add_argument("--cache-dir", type=Path, default=paths.CACHE, help="artefact cache ('none' disables)")
@@ -89,8 +92,9 @@ def run_value(args: argparse.Namespace) -> dict[str, Any]:
     from gmval.valuator import Valuator
 
     size = tuple(args.size) if args.size else None
-    train = _load(args.train, size, args.limit_train, "--train")
-    generated = _load(args.generated, size or train.shape[1:], args.limit_generated, "--generated")
+    train = _load(args.train, size, args.limit_train, "--train", args.skip_corrupt)
+    # read on its own grid; the valuator brings it to the training grid
+    generated = _load(args.generated, size, args.limit_generated, "--generated", args.skip_corrupt)
     temperature: float | str = args.temperature if args.temperature == "auto" else float(args.temperature)
     valuator = Valuator((args.encoder, _kv(args.encoder_arg)), (args.rerank, _kv(args.rerank_arg)),
                         (args.quality, _kv(args.quality_arg)), k=args.k, recall_k=args.recall_k,

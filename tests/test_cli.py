@@ -64,3 +64,20 @@ def test_list_command(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "efficientnet-lite0" in out and "dreamsim" in out and "mnist" in out
+
+
+def test_value_command_on_mixed_size_photos_needs_no_flags(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    sizes = [(40, 60), (64, 48), (50, 50), (80, 30), (45, 70)]
+    for folder, n in (("train", 30), ("gen", 4)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            h, w = sizes[i % len(sizes)]
+            smooth = np.cumsum(np.cumsum(rng.normal(size=(h, w, 3)), axis=0), axis=1)
+            img = np.clip(128 + 4 * smooth, 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / folder / f"p{i:02d}.{'png' if i % 2 else 'jpg'}")
+    code = main(["value", "--train", str(tmp_path / "train"), "--generated", str(tmp_path / "gen"),
+                 "--out", str(tmp_path / "out"), "--encoder", "pixels", "--encoder-arg", "resolution=16",
+                 "-k", "3", "--no-cache", "--quiet", "--grid", "2"])
+    assert code == 0, capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "out" / "values.csv")) == 30
