@@ -1,8 +1,9 @@
 """Command line: ``gmval value --train DIR --generated DIR --out DIR [options]``.
 
 Writes ``values.csv`` (one row per training image), ``contributors.csv`` (top-k per
-generated image), ``config.json`` (settings and stage timings) and
-``contributors.png`` (a few generated images beside their top contributors).
+generated image), ``config.json`` (settings and stage timings), ``contributors.png``
+(a few generated images beside their top contributors) and ``report.html`` (all of it
+on one self-contained page that opens offline).
 ``--train`` and ``--generated`` also accept a registered dataset, e.g. ``mnist:train``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-cache", action="store_true", help="do not read or write cached artefacts")
     v.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     v.add_argument("--grid", type=int, default=6, help="generated images in contributors.png (0: none)")
+    v.add_argument("--no-report", action="store_true", help="do not write report.html")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("list", help="list encoders, distances, quality models and datasets")
     return parser
@@ -111,6 +114,11 @@ def run_value(args: argparse.Namespace) -> dict[str, Any]:
         fig = contributor_grid(result.topk_indices(), train, generated, rows, n_contributors=min(8, result.k),
                                contributions=contrib, title=f"{args.encoder} / {args.rerank} / {args.quality}")
         files["grid"] = save_figure(fig, args.out / "contributors", formats=("png",))[0]
+    if not args.no_report:
+        from gmval.report import write_report
+
+        files["report"] = write_report(args.out / "report.html", result, train, generated,
+                                       n_generated=max(args.grid, 1), command=getattr(args, "command_line", None))
     for name, path in files.items():
         print(f"{name}: {path}")
     print(json.dumps({"timings_s": {k: round(v, 3) for k, v in result.timings.items()}}))
@@ -119,6 +127,7 @@ def run_value(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["gmval", *(sys.argv[1:] if argv is None else argv)])
     if args.command == "list":
         import gmval
         from gmval.data import list_datasets
