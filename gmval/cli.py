@@ -53,6 +53,8 @@ def _load(spec: str, size: tuple[int, int] | None, limit: int | None, name: str,
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gmval.valuator import DEFAULT_DISTANCE, DEFAULT_ENCODER
+
     parser = argparse.ArgumentParser(prog="gmval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--train", required=True, help="folder of training images, or DATASET[:SPLIT]")
     v.add_argument("--generated", required=True, help="folder of generated images, or DATASET[:SPLIT]")
     v.add_argument("--out", required=True, type=Path, help="output folder")
-    v.add_argument("--encoder", default="efficientnet-lite0", help="recall encoder (see `gmval list`)")
+    v.add_argument("--encoder", default=DEFAULT_ENCODER, help="recall encoder (see `gmval list`)")
     v.add_argument("--encoder-arg", action="append", default=[], metavar="KEY=VALUE")
-    v.add_argument("--rerank", default="none", help="re-ranking distance; 'none' = No-Rerank")
+    v.add_argument("--rerank", default=DEFAULT_DISTANCE, help="re-ranking distance; 'none' = No-Rerank")
     v.add_argument("--rerank-arg", action="append", default=[], metavar="KEY=VALUE")
     v.add_argument("--quality", default="none", help="quality model for q_j; 'none' = no calibration")
     v.add_argument("--quality-arg", action="append", default=[], metavar="KEY=VALUE")

@@ -41,6 +41,10 @@ from gmval.value import Temperature, contribution_weights, data_values, resolve_
 #: stays in cache while it is differenced (256 MB blocks made re-ranking memory-bound,
 #: 10x slower for 7,040-wide deep features).
 GATHER_BLOCK = 4 * 2**20
+#: The default recall encoder and re-ranking distance, chosen by ``benchmarks/bench_nearcopy.py``:
+#: weight-free, and they put the source of a lightly perturbed copy first (memorisation audits)
+#: where the EfficientNet-Lite0 / No-Rerank defaults before them did not.
+DEFAULT_ENCODER, DEFAULT_DISTANCE = "thumbnail", "shift-l2"
 
 
 @dataclass
@@ -119,8 +123,8 @@ class Valuator(TimedStages):
         device: device for components built from names.
     """
 
-    def __init__(self, encoder: str | tuple[str, dict[str, Any]] | Encoder = "efficientnet-lite0",
-                 distance: str | tuple[str, dict[str, Any]] | Distance = "none",
+    def __init__(self, encoder: str | tuple[str, dict[str, Any]] | Encoder = DEFAULT_ENCODER,
+                 distance: str | tuple[str, dict[str, Any]] | Distance = DEFAULT_DISTANCE,
                  quality: str | tuple[str, dict[str, Any]] | QualityModel = "none", *,
                  k: int = 30, recall_k: int | None = None,
                  recall: RecallConfig | str | dict[str, Any] | None = "flat",
@@ -418,8 +422,8 @@ class Valuator(TimedStages):
 
 
 def value(train: ImageSet | torch.Tensor | np.ndarray, generated: ImageSet | torch.Tensor | np.ndarray, *,
-          encoder: str | tuple[str, dict[str, Any]] | Encoder = "efficientnet-lite0",
-          rerank: str | tuple[str, dict[str, Any]] | Distance = "none",
+          encoder: str | tuple[str, dict[str, Any]] | Encoder = DEFAULT_ENCODER,
+          rerank: str | tuple[str, dict[str, Any]] | Distance = DEFAULT_DISTANCE,
           quality: str | tuple[str, dict[str, Any]] | QualityModel = "none", k: int = 30,
           **kwargs: Any) -> ValuationResult:
     """One call: value each training image by its contributions to the generated images.
