@@ -100,7 +100,7 @@ def run_value(train: Path, generated: Path, out: Path, extra: list[str], interva
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    stdout, stderr = proc.communicate()
+    _, stderr = proc.communicate()
     wall = time.perf_counter() - start
     sampler.join()
     if proc.returncode != 0:

@@ -41,10 +41,13 @@ code { font-size: 0.85em; }
 
 
 def png_data_uri(image: np.ndarray) -> str:
-    """uint8 (C, H, W) -> ``data:image/png;base64,...``."""
+    """uint8 (C, H, W) -> ``data:image/png;base64,...``, shrunk to fit twice :data:`THUMB_PX`."""
     arr = image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    # twice the shown size is sharp on high-density screens; more only makes the page heavy
+    im.thumbnail((2 * THUMB_PX, 2 * THUMB_PX), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", optimize=True)
+    im.save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
