@@ -30,7 +30,7 @@ import torch
 from gmval import paths
 from gmval.distances import Distance, create_distance
 from gmval.encoders import Encoder, create_encoder
-from gmval.images import ImageSet, as_imageset
+from gmval.images import ImageSet, as_imageset, conform, iter_chunks
 from gmval.quality import QualityModel, create_quality_model
 from gmval.recall import RecallConfig, RecallIndex
 from gmval.stages import TimedStages
@@ -41,6 +41,10 @@ from gmval.value import Temperature, contribution_weights, data_values, resolve_
 #: stays in cache while it is differenced (256 MB blocks made re-ranking memory-bound,
 #: 10x slower for 7,040-wide deep features).
 GATHER_BLOCK = 4 * 2**20
+#: The default recall encoder and re-ranking distance, chosen by ``benchmarks/bench_nearcopy.py``:
+#: weight-free, and they put the source of a lightly perturbed copy first (memorisation audits)
+#: where the EfficientNet-Lite0 / No-Rerank defaults before them did not.
+DEFAULT_ENCODER, DEFAULT_DISTANCE = "thumbnail", "shift-l2"
 
 
 @dataclass
@@ -134,8 +138,8 @@ class Valuator(TimedStages):
         device: device for components built from names.
     """
 
-    def __init__(self, encoder: str | tuple[str, dict[str, Any]] | Encoder = "efficientnet-lite0",
-                 distance: str | tuple[str, dict[str, Any]] | Distance = "none",
+    def __init__(self, encoder: str | tuple[str, dict[str, Any]] | Encoder = DEFAULT_ENCODER,
+                 distance: str | tuple[str, dict[str, Any]] | Distance = DEFAULT_DISTANCE,
                  quality: str | tuple[str, dict[str, Any]] | QualityModel = "none", *,
                  k: int = 30, recall_k: int | None = None,
                  recall: RecallConfig | str | dict[str, Any] | None = "flat",
@@ -199,8 +203,8 @@ class Valuator(TimedStages):
         with self.store.chunked("embed", params, {"embeddings": ((len(images), first.shape[1]), "float32")}
                                 ) as writer, self._bar(len(images), f"embed {images.name}") as bar:
             bar.update(writer.done)
-            for rows in writer.pending(self.chunk_size):
-                emb = self.encoder.encode(images.images[rows]).numpy()
+            for rows, chunk in iter_chunks(images.images, writer.pending(self.chunk_size)):
+                emb = self.encoder.encode(chunk).numpy()
                 if not np.isfinite(emb).all():
                     raise ValueError(f"encoder {self.encoder.name} produced non-finite embeddings for "
                                      f"{images.name} rows {rows.start}-{rows.stop}")
@@ -282,17 +286,19 @@ class Valuator(TimedStages):
             train_feats: np.ndarray | None = None
             if self.distance.uses_embeddings:
                 train_feats = self._train_emb
-            elif self.distance.cache_features:
+            elif self.distance.cache_features or train.lazy:
+                # decoding lazy candidates is not cheap: each is decoded once, not once per use
                 train_feats = self._train_features(train, candidates)
             with self.store.chunked("rerank", params, {"distances": ((m, kk), "float32")}) as writer, \
                     self._bar(m, f"rerank {self.distance.name}") as bar:
                 bar.update(writer.done)
-                for rows in writer.pending(self.chunk_size):
+                source = generated.images if not self.distance.uses_embeddings else gen_emb
+                for rows, chunk in iter_chunks(source, writer.pending(self.chunk_size)):
                     if self.distance.uses_embeddings:
-                        a = torch.from_numpy(gen_emb[rows])
+                        a = torch.from_numpy(chunk)
                     else:
                         with self._timed("distance_features"):
-                            a = self.distance.features_of(generated.images[rows]).float()
+                            a = self.distance.features_of(chunk).float()
                     d = self._distances(a, candidates[rows], train_feats).numpy()
                     if not np.isfinite(d).all():
                         raise ValueError(f"distance {self.distance.name} produced non-finite values for "
@@ -372,16 +378,17 @@ class Valuator(TimedStages):
         """Value every training image by its contributions to ``generated`` (Eq. 5 and 6).
 
         Args:
-            generated: the generated images (same channels as the training set).
+            generated: the generated images; another size or mode than the training set's is
+                converted as read (:func:`gmval.images.fit_to`).
             k: contributors per generated image; defaults to the valuator's k. Any k up to
                 the recalled K reuses the cached stages.
             temperature: overrides the valuator's temperature for this call.
         """
         train = self._require_fit()
         generated = as_imageset(generated, "generated")
-        if generated.shape[0] != train.shape[0]:
-            raise ValueError(f"generated images have {generated.shape[0]} channels, training images "
-                             f"{train.shape[0]}")
+        # Generated images of another size or mode are read on the training grid, so every
+        # stage compares like with like (grey <-> RGB by luma, centred crop, no squashing).
+        generated = conform(generated, train.shape)
         k = self.k if k is None else positive_int("k", k)
         kk = self.recall_k(len(train))
         if k > kk:
@@ -432,8 +439,8 @@ class Valuator(TimedStages):
 
 
 def value(train: ImageSet | torch.Tensor | np.ndarray, generated: ImageSet | torch.Tensor | np.ndarray, *,
-          encoder: str | tuple[str, dict[str, Any]] | Encoder = "efficientnet-lite0",
-          rerank: str | tuple[str, dict[str, Any]] | Distance = "none",
+          encoder: str | tuple[str, dict[str, Any]] | Encoder = DEFAULT_ENCODER,
+          rerank: str | tuple[str, dict[str, Any]] | Distance = DEFAULT_DISTANCE,
           quality: str | tuple[str, dict[str, Any]] | QualityModel = "none", k: int = 30,
           **kwargs: Any) -> ValuationResult:
     """One call: value each training image by its contributions to the generated images.

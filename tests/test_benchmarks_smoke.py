@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import bench_engine, bench_scaling
+from benchmarks import bench_engine, bench_nearcopy, bench_scaling, bench_streaming
 
 ENGINE_COLUMNS = {"variant", "path", "distance", "quality", "n_train", "n_generated", "one_time_s", "per_sample_ms",
                   "embed_generated_ms", "recall_ms", "rerank_ms", "quality_ms", "value_ms",
@@ -140,3 +140,27 @@ def test_index_size_is_counted_without_a_copy() -> None:
     index = faiss.IndexFlatL2(64)
     index.add(np.random.default_rng(0).random((20_000, 64), dtype=np.float32))
     assert bench_scaling.serialized_bytes(index) == faiss.serialize_index(index).nbytes > 4 * 2**20
+
+
+def test_streaming_rows_at_toy_size(tmp_path: Path) -> None:
+    out = tmp_path / "streaming.csv"
+    assert bench_streaming.main(["--quick", "--out", str(out), "--workdir", str(tmp_path),
+                                 "--value-arg=--encoder", "--value-arg=pixels"]) == 0
+    df = pd.read_csv(out)
+    assert df["n_train"].tolist() == [60, 120] and (df["peak_rss_tree_mb"] > 0).all()
+    assert (df["images_per_s"] > 0).all() and "t_embed_train" in df
+
+
+def test_nearcopy_perturbations_and_rows(tmp_path: Path) -> None:
+    import torch
+
+    x = torch.randint(0, 256, (4, 3, 20, 20), dtype=torch.uint8)
+    for kind in [*bench_nearcopy.PERTURBATIONS, "all"]:
+        y = bench_nearcopy.perturb(x, kind, seed=0)
+        assert y.shape == x.shape and y.dtype == torch.uint8 and not torch.equal(y, x)
+    out = tmp_path / "nearcopy.csv"
+    assert bench_nearcopy.main(["--quick", "--settings", "thumbnail+l2", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert set(df["perturbation"]) == {*bench_nearcopy.PERTURBATIONS, "all"}
+    assert set(df["dataset"]) == {"mnist-train", "photo-tiles"} and df["top1"].between(0, 1).all()
+    assert (tmp_path / "nearcopy_c1.csv").is_file()

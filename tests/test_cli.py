@@ -96,7 +96,7 @@ def test_out_is_replaced_as_a_whole(folders, tmp_path, capsys, monkeypatch) -> N
     # A successful run replaces the whole folder: no file of the earlier run survives.
     monkeypatch.undo()
     assert _run(train_dir, gen_dir, out, "--no-cache", "-k", "3", "--grid", "0") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "contributors.csv", "values.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "contributors.csv", "report.html", "values.csv"]
     assert len(pd.read_csv(out / "contributors.csv")) == 8 * 3
     assert _beside(out) == []
 
@@ -133,3 +133,20 @@ def test_cache_dir_none_disables_the_cache(folders, tmp_path, monkeypatch) -> No
     assert not (tmp_path / "none").exists()
     assert _run(train_dir, gen_dir, tmp_path / "out", "--cache-dir", "./cache") == 0
     assert any(p.name.startswith("embed-") for p in (tmp_path / "cache").iterdir())
+
+
+def test_value_command_on_mixed_size_photos_needs_no_flags(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    sizes = [(40, 60), (64, 48), (50, 50), (80, 30), (45, 70)]
+    for folder, n in (("train", 30), ("gen", 4)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            h, w = sizes[i % len(sizes)]
+            smooth = np.cumsum(np.cumsum(rng.normal(size=(h, w, 3)), axis=0), axis=1)
+            img = np.clip(128 + 4 * smooth, 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / folder / f"p{i:02d}.{'png' if i % 2 else 'jpg'}")
+    code = main(["value", "--train", str(tmp_path / "train"), "--generated", str(tmp_path / "gen"),
+                 "--out", str(tmp_path / "out"), "--encoder", "pixels", "--encoder-arg", "resolution=16",
+                 "-k", "3", "--no-cache", "--quiet", "--grid", "2"])
+    assert code == 0, capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "out" / "values.csv")) == 30

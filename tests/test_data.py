@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import shutil
 import time
@@ -276,24 +277,115 @@ def test_folder_grey_palette_and_16_bit_stay_grey(tmp_path: Path) -> None:
     assert ds.images[:, 0, 0, 0].tolist() == [90, 255]
 
 
-def test_folder_mixed_sizes_need_size(tmp_path: Path) -> None:
-    _save(tmp_path / "small.png", _grey(8, 8, 0))
-    _save(tmp_path / "tall.png", _grey(16, 10, 0))
-    with pytest.raises(ValueError, match=r"small\.png is 8x8.*tall\.png is 16x10.*size="):
-        load_folder(tmp_path)
-    ds = load_folder(tmp_path, size=12)
-    assert ds.images.shape == (2, 1, 12, 12)
-    assert load_folder(tmp_path, size=(6, 9)).images.shape == (2, 1, 6, 9)
+def test_folder_mixed_sizes_are_cropped_to_a_common_square(tmp_path: Path) -> None:
+    # A white centre between black side bands: the centred square holds only white, so
+    # a crop gives white everywhere where squashing the whole image would bring in black.
+    wide = np.zeros((10, 30), dtype=np.uint8)
+    wide[:, 10:20] = 255
+    _save(tmp_path / "a_wide.png", wide)
+    _save(tmp_path / "b_small.png", _grey(8, 8, 7))
+    _save(tmp_path / "c_tall.png", _grey(40, 12, 9))
+    ds = load_folder(tmp_path)
+    assert ds.images.shape == (3, 1, 10, 10)  # the median short side
+    first, small, tall = ds.images[:]
+    assert int(first.min()) == 255
+    assert small.unique().tolist() == [7] and tall.unique().tolist() == [9]
+    # size overrides the grid; the window of its aspect is centred too
+    over = load_folder(tmp_path, size=(10, 10)).images[0]
+    assert int(over.min()) == 255
+    assert load_folder(tmp_path, size=(6, 9)).images.shape == (3, 1, 6, 9)
     with pytest.raises(ValueError, match="size"):
         load_folder(tmp_path, size=(0, 3))
+
+
+def test_folder_large_images_are_shrunk_to_the_maximum_side(tmp_path: Path) -> None:
+    from gmval.data.folder import MAX_SIDE
+
+    _save(tmp_path / "big.png", _grey(MAX_SIDE, 2 * MAX_SIDE, 3))
+    assert load_folder(tmp_path).shape == (1, MAX_SIDE // 2, MAX_SIDE)
 
 
 def test_folder_resize_is_antialiased(tmp_path: Path) -> None:
     stripes = np.zeros((64, 64), dtype=np.uint8)
     stripes[:, ::2] = 255  # a nearest-neighbour shrink would keep pure black or white
     _save(tmp_path / "s.png", stripes)
-    small = load_folder(tmp_path, size=8).images.float()
+    small = load_folder(tmp_path, size=8).images[:].float()
     assert 100 < float(small.mean()) < 155 and float(small.std()) < 20
+
+
+def test_folder_grey_saved_as_rgb_is_grey(tmp_path: Path) -> None:
+    grey = np.random.default_rng(0).integers(0, 255, (5, 5), dtype=np.uint8)
+    _save(tmp_path / "as_rgb.png", np.repeat(grey[:, :, None], 3, axis=2))
+    _save(tmp_path / "plain.png", grey)
+    ds = load_folder(tmp_path)
+    assert ds.shape == (1, 5, 5)
+    assert (ds.images[0, 0].numpy() == grey).all()
+    colour = np.repeat(grey[:, :, None], 3, axis=2)
+    colour[0, 0] = (255, 0, 0)
+    _save(tmp_path / "z_colour.png", colour)
+    assert load_folder(tmp_path).shape == (3, 5, 5)
+
+
+def test_folder_16_bit_is_scaled_by_its_type_not_its_values(tmp_path: Path) -> None:
+    Image.fromarray(np.full((4, 4), 200, dtype=np.uint16)).save(tmp_path / "dark16.png")
+    _save(tmp_path / "eight.png", _grey(4, 4, 200))
+    ds = load_folder(tmp_path)
+    assert ds.images[:, 0, 0, 0].tolist() == [1, 200]  # 200/65535 of full scale, and 200/255
+
+
+def test_folder_is_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gmval.data import folder
+
+    for i in range(6):
+        _save(tmp_path / f"{i}.png", _grey(4, 4, 10 * i))
+    decoded: list[str] = []
+    real = folder._decode
+    monkeypatch.setattr(folder, "_decode", lambda p, *a: decoded.append(p.name) or real(p, *a))
+    ds = load_folder(tmp_path, num_workers=0)
+    assert ds.lazy and decoded == []  # file list and headers only
+    assert ds.images[[4, 1]][:, 0, 0, 0].tolist() == [40, 10] and decoded == ["4.png", "1.png"]
+    sub = ds.subset([5, 0])
+    assert sub.images[:][:, 0, 0, 0].tolist() == [50, 0]
+    assert sub.fingerprint() != ds.fingerprint() and load_folder(tmp_path).fingerprint() == ds.fingerprint()
+    eager = load_folder(tmp_path, lazy=False)
+    assert isinstance(eager.images, torch.Tensor) and (eager.images == ds.images[:]).all()
+
+
+def test_folder_chunks_stream_through_reader_workers(tmp_path: Path) -> None:
+    from gmval.images import iter_chunks
+
+    for i in range(9):
+        _save(tmp_path / f"{i}.png", _grey(4, 4, i))
+    ds = load_folder(tmp_path, num_workers=2)
+    chunks = list(iter_chunks(ds.images, [slice(0, 4), slice(4, 8), slice(8, 9)]))
+    assert [rows for rows, _ in chunks] == [slice(0, 4), slice(4, 8), slice(8, 9)]
+    assert torch.cat([x for _, x in chunks])[:, 0, 0, 0].tolist() == list(range(9))
+
+
+def test_folder_dangling_symlink_is_named(tmp_path: Path) -> None:
+    _save(tmp_path / "good.png", _grey(4, 4, 1))
+    (tmp_path / "gone.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(CorruptImageError, match=r"gone\.png.*dangling symbolic link"):
+        load_folder(tmp_path)
+    with pytest.warns(UserWarning, match=r"(?s)skipped 1 unreadable.*gone\.png"):
+        assert load_folder(tmp_path, skip_corrupt=True).ids.tolist() == ["good.png"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_folder_unreadable_file_is_named(tmp_path: Path) -> None:
+    _save(tmp_path / "good.png", _grey(4, 4, 1))
+    locked = _save(tmp_path / "locked.png", _grey(4, 4, 1))
+    locked.chmod(0)
+    with pytest.raises(CorruptImageError, match=r"locked\.png.*PermissionError"):
+        load_folder(tmp_path)
+
+
+def test_folder_truncated_file_is_named_when_decoded(tmp_path: Path) -> None:
+    full = _save(tmp_path / "full.png", np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    (tmp_path / "cut.png").write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    ds = load_folder(tmp_path, num_workers=0)  # the header is intact
+    with pytest.raises(CorruptImageError, match=r"(?s)cut\.png.*--skip-corrupt"):
+        ds.images[:]
 
 
 def test_folder_corrupt_file_is_named(tmp_path: Path) -> None:
@@ -305,7 +397,7 @@ def test_folder_corrupt_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(CorruptImageError, match=r"broken\.png"):
         load_folder(tmp_path)
     with pytest.warns(UserWarning, match=r"(?s)skipped 2 unreadable.*broken\.png.*truncated\.jpg"):
-        ds = load_folder(tmp_path, skip_corrupt=True, size=4)
+        ds = load_folder(tmp_path, skip_corrupt=True)
     assert ds.ids.tolist() == ["full.jpg", "good.png"]
 
 

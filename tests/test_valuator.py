@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import gmval
-from gmval.evaluation import identical_class_ratio
 from gmval.encoders import create_encoder
 from gmval.encoders.pixels import PixelEncoder
+from gmval.evaluation import identical_class_ratio
 from gmval.images import ImageSet
 from gmval.quality import create_quality_model
 from gmval.quality.base import QualityModel
@@ -153,11 +153,16 @@ def test_k_and_recall_k_larger_than_training_set(split) -> None:
     assert res.config["recall_k"] == 20
 
 
-def test_mismatched_channels_are_rejected(split) -> None:
+def test_generated_of_another_mode_and_size_are_read_on_the_training_grid(split) -> None:
     train, gen = split
-    rgb = ImageSet(gen.images.expand(-1, 3, -1, -1).contiguous(), gen.ids, name="rgb")
-    with pytest.raises(ValueError, match="channels"):
-        gmval.value(train, rgb, encoder="pixels", k=5, cache_dir=None, progress=False)
+    # RGB copies of the generated digits, padded to a wider canvas: each is converted to grey
+    # and cropped back to its centred square, so it finds what the grey original finds.
+    rgb = torch.zeros(len(gen), 3, 16, 24, dtype=torch.uint8)
+    rgb[..., 4:20] = gen.images
+    wide = ImageSet(rgb, gen.ids, name="rgb")
+    kw = {"encoder": "pixels", "k": 5, "cache_dir": None, "progress": False}
+    same = gmval.value(train, gen, **kw).topk_indices()
+    assert (gmval.value(train, wide, **kw).topk_indices() == same).all()
 
 
 class NaNQuality(QualityModel):
@@ -285,3 +290,28 @@ def test_rerank_blocks_do_not_change_distances(split, monkeypatch, distance, blo
     monkeypatch.setattr(valuator_module, "GATHER_BLOCK", block)
     blocked = Valuator("pixels", distance, k=5, cache_dir=None, progress=False).fit(train).value(queries)
     np.testing.assert_array_equal(blocked.contributors["distance"], whole.contributors["distance"])
+
+
+def test_lazy_folders_match_in_memory_and_rerank_decodes_each_candidate_once(split, tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    from gmval.data import folder, load_folder
+
+    train, gen = split
+    for sub, images in (("train", train.images[:600]), ("gen", torch.cat([gen.images[:6], gen.images[:6]]))):
+        (tmp_path / sub).mkdir()
+        for i, img in enumerate(images.numpy()):
+            Image.fromarray(img[0]).save(tmp_path / sub / f"{i:04d}.png")
+    lazy_train, lazy_gen = (load_folder(tmp_path / s, num_workers=0) for s in ("train", "gen"))
+    v = Valuator("pixels", "l2", k=5, recall_k=20, cache_dir=None, progress=False).fit(lazy_train)
+    decoded: list[str] = []
+    real = folder._decode
+    monkeypatch.setattr(folder, "_decode", lambda p, *a: decoded.append(p.parent.name + "/" + p.name) or real(p, *a))
+    res = v.value(lazy_gen)
+    train_reads = [d for d in decoded if d.startswith("train/")]
+    # every generated image appears twice, so its candidates are needed twice: read once each
+    assert len(train_reads) == len(set(train_reads)) <= 6 * 20
+    eager = gmval.value(lazy_train.in_memory(), lazy_gen.in_memory(), encoder="pixels", rerank="l2", k=5,
+                        recall_k=20, cache_dir=None, progress=False)
+    assert (res.topk_indices() == eager.topk_indices()).all()
+    assert np.allclose(res.values["value"], eager.values["value"])

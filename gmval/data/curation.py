@@ -63,7 +63,7 @@ def add_gaussian_noise(
     noisy_u8 = torch.from_numpy(np.rint(noisy * 255.0).astype(np.uint8))
     name = f"{ds.name}-noisy{n}"
     if mode == "replace":
-        images = ds.images.clone()
+        images = ds.in_memory().images.clone()
         images[torch.from_numpy(chosen)] = noisy_u8
         out = ImageSet(images=images, ids=ds.ids, labels=ds.labels, attributes=ds.attributes,
                        name=name, classes=ds.classes)
@@ -99,7 +99,7 @@ def split_class(ds: ImageSet, label: int, seed: int = 0) -> tuple[ImageSet, Imag
 
 def duplicate_groups(ds: ImageSet) -> np.ndarray:
     """For every image, the position of the first image with identical pixels."""
-    flat = ds.images.reshape(len(ds), -1).contiguous().numpy()
+    flat = ds.in_memory().images.reshape(len(ds), -1).contiguous().numpy()
     # Viewing each row as one opaque record lets np.unique compare whole images exactly.
     rows = flat.view(np.dtype((np.void, flat.shape[1])))[:, 0]
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)

@@ -24,6 +24,13 @@ def _l2(**kw: Any) -> Distance:
     return PixelL2(**kw)
 
 
+@DISTANCES.register("shift-l2", "pixel RMS difference after standardising, minimised over small shifts (near-copies)")
+def _shift_l2(**kw: Any) -> Distance:
+    from gmval.distances.pixel import ShiftTolerantL2
+
+    return ShiftTolerantL2(**kw)
+
+
 @DISTANCES.register("ssim", "1 - SSIM on luma")
 def _ssim(**kw: Any) -> Distance:
     from gmval.distances.pixel import SSIMDistance

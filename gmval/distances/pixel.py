@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from gmval.distances.base import Distance, squared_euclidean
 from gmval.images import resize, to_float
@@ -106,3 +107,87 @@ class SSIMDistance(Distance):
         cs = ((2 * cov + self.C2) / (var1 + var2 + self.C2)).clamp_(min=0)
         ssim = (2 * mu12 + self.C1) / (mu1.square() + mu2.square() + self.C1) * cs
         return 1.0 - ssim.mean(dim=(-2, -1))
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """Each image (B, C, H, W) minus its mean, over its standard deviation: brightness and
+    contrast changes leave it unchanged. A flat image stays zero."""
+    flat = x.flatten(1)
+    mean, std = flat.mean(1), flat.std(1, unbiased=False)
+    return (x - mean.view(-1, 1, 1, 1)) / std.clamp_min(1e-6).view(-1, 1, 1, 1)
+
+
+class ShiftTolerantL2(Distance):
+    """Near-copy distance: the smallest RMS difference of standardised images over small
+    translations and rescalings.
+
+    Each image is centred (:func:`~gmval.encoders.pixels.centre_content`), resized to
+    ``resolution`` and standardised (:func:`standardise`). The generated image is zoomed
+    about its centre by each factor in ``scales``; the central window of each zoom,
+    ``max_shift`` pixels in from each edge, is compared with the candidate's window at every
+    offset up to ``max_shift`` pixels in each direction, and the distance is the smallest
+    RMS difference, halved, so about [0, 1]. A copy that is shifted, noisy, recompressed,
+    slightly rescaled or jittered in brightness and contrast stays close to its source
+    (``benchmarks/bench_nearcopy.py`` measures how close).
+
+    Args:
+        resolution: compare at this side length; ``None`` keeps the native size.
+        max_shift: largest translation tried, in pixels at ``resolution``.
+        scales: zoom factors of the generated image tried (1 must be one of them).
+        centre: centre each image before comparing.
+    """
+
+    name = "shift-l2"
+
+    def __init__(self, resolution: int | None = 32, max_shift: int = 2, scales: tuple[float, ...] = (0.9, 1.0, 1.1),
+                 centre: bool = True, **kw: Any) -> None:
+        super().__init__(**kw)
+        if max_shift < 0:
+            raise ValueError(f"shift-l2: max_shift must be >= 0, got {max_shift}")
+        if 1.0 not in scales or min(scales) <= 0:
+            raise ValueError(f"shift-l2: scales must be positive and include 1, got {scales}")
+        self.resolution, self.max_shift, self.scales, self.centre = resolution, max_shift, tuple(scales), centre
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "resolution": self.resolution, "max_shift": self.max_shift,
+                "scales": list(self.scales), "centre": self.centre}
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        from gmval.encoders.pixels import centre_content
+
+        x = to_float(images)
+        if self.centre:
+            x = centre_content(x)
+        if self.resolution is not None:
+            x = resize(x, self.resolution)
+        c, h, w = x.shape[1:]
+        if min(h, w) <= 2 * self.max_shift:
+            raise ValueError(f"shift-l2: images of {h}x{w} pixels are too small for max_shift={self.max_shift}")
+        shape = torch.tensor([c, h, w], dtype=x.dtype).expand(len(x), 3)
+        # every zoom of every image: a candidate uses its unzoomed one, a generated image all
+        return torch.cat([shape, *(standardise(_zoom(x, s)).flatten(1) for s in self.scales)], dim=1)
+
+    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        c, h, w = (int(v) for v in a[0, :3])
+        s, n = self.max_shift, c * h * w
+        one = self.scales.index(1.0)
+        zooms = a[:, 3:].reshape(-1, len(self.scales), 1, c, h, w)[..., s:h - s, s:w - s]
+        cand = b[..., 3 + one * n:3 + (one + 1) * n].reshape(b.shape[0], b.shape[1], c, h, w)
+        best = torch.full(b.shape[:2], float("inf"))
+        for z in range(len(self.scales)):
+            core = zooms[:, z]
+            for dy in range(2 * s + 1):
+                for dx in range(2 * s + 1):
+                    window = cand[..., dy:dy + h - 2 * s, dx:dx + w - 2 * s]
+                    best = torch.minimum(best, (window - core).square_().mean(dim=(2, 3, 4)))
+        return best.sqrt_().mul_(0.5)
+
+
+def _zoom(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Float images magnified by ``scale`` about their centre (bilinear, edges replicated)."""
+    if scale == 1.0:
+        return x
+    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / scale
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

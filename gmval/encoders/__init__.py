@@ -24,6 +24,13 @@ def _pixels(**kw: Any) -> Encoder:
     return PixelEncoder(**kw)
 
 
+@ENCODERS.register("thumbnail", "standardised small thumbnail (weight-free; near-copies)")
+def _thumbnail(**kw: Any) -> Encoder:
+    from gmval.encoders.pixels import ThumbnailEncoder
+
+    return ThumbnailEncoder(**kw)
+
+
 @ENCODERS.register("pca", "principal components of the training pixels")
 def _pca(**kw: Any) -> Encoder:
     from gmval.encoders.pixels import PCAEncoder
