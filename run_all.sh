@@ -7,7 +7,7 @@
 #   ./run_all.sh --setup-only         only create .venv and install gmval with its test tools
 #   ./run_all.sh --force              rerun notebooks that already finished for this profile
 #   ./run_all.sh --retrain            train every generator here instead of installing the committed
-#                                     weights (gmval/models/pretrained/; hours on a 2-core CPU)
+#                                     weights (gmval/models/weights/; see figures/training/ for the time)
 #
 # Executed notebooks go to notebooks/executed/<profile>/, figures and tables to figures/.
 # A notebook that finished is skipped on the next run (its executed copy carries a

@@ -1,9 +1,9 @@
 """Generator weights trained once by the project's own training code and committed with it.
 
 Training every generator of the ``default`` profile to the quality its experiments assume
-takes hours on a 2-core CPU (the committed ``figures/generator_training_curve.csv`` has the
-measured curve), which a reviewer's run cannot pay. So the zoo's trained weights ship in
-``gmval/models/pretrained/``: one safetensors file per model and ``manifest.json``, whose entry
+takes longer on a 2-core CPU than a reviewer's run can pay (``figures/training/*_curve.csv``
+give the measured wall time per epoch). So the zoo's trained weights ship in
+``gmval/models/weights/``: one safetensors file per model and ``manifest.json``, whose entry
 per model records the profile, code commit, hardware, training time, steps, measured sample
 quality and the file's full sha256.
 
@@ -36,7 +36,7 @@ import torch
 from gmval.models.training import FINAL, PARAMS, SNAPSHOTS
 from gmval.store import CacheError, atomic_write_bytes, atomic_write_text
 
-DIR = Path(__file__).resolve().parent / "pretrained"
+DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = "manifest.json"
 #: Marker an installed run carries: the manifest entry it came from.
 INSTALLED = "installed.json"
