@@ -219,6 +219,12 @@ def _gated(gates: Mapping[str, list[str]], generator: str) -> tuple[bool, str]:
     return bool(why), f"{generator} misses the gate: {'; '.join(why)}" if why else ""
 
 
+def _judged(gates: Mapping[str, list[str]], generator: str, verdict: str, evidence: str) -> tuple[str, str]:
+    """``(verdict, evidence)`` as the rule decided, or the below-gate verdict with the gate's reason first."""
+    blocked, why = _gated(gates, generator)
+    return (BELOW_GATE, f"{why}. {evidence}") if blocked else (verdict, evidence)
+
+
 # --- the rules -------------------------------------------------------------------------------
 
 RULE_C1 = (f"l2 re-rank, k = 30: supports if ours >= paper - {TOL['rho_points']:g} points; partly if ours >= "
@@ -282,12 +288,9 @@ def tracin_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
         diff = g - b
         evidence = (f"GMValuator {_fmt(g)} % against VAE-TracIn {_fmt(b)} % ({_fmt(diff):s} points); "
                     f"paper {_fmt(pg)} % against {_fmt(pb)} %")
-        blocked, why = _gated(gates, str(gen))
-        if blocked:
-            verdict, evidence = BELOW_GATE, f"{why}. {evidence}"
-        else:
-            verdict = (SUPPORTS if diff >= TOL["method_points"] else
-                       CONTRADICTS if diff <= -TOL["method_points"] else PARTLY)
+        verdict = (SUPPORTS if diff >= TOL["method_points"] else
+                   CONTRADICTS if diff <= -TOL["method_points"] else PARTLY)
+        verdict, evidence = _judged(gates, str(gen), verdict, evidence)
         out.append(Claim(item, claim, f"{_fmt(pg)} vs {_fmt(pb)} %", f"{_fmt(g)} vs {_fmt(b)} %",
                          f"{gen}, k = 30, VAE-TracIn {tr['reductions'].iloc[0] if 'reductions' in tr else ''}".strip(),
                          verdict, evidence, RULE_TRACIN))
@@ -340,12 +343,9 @@ def table9_claims(t: Tables, gates: Mapping[str, list[str]], paper_t9: pd.DataFr
         evidence = (f"ρ from {_fmt(ours['ours'].min())} to {_fmt(ours['ours'].max())} % over "
                     f"{len(ours)} encoders (spread {_fmt(spread)} points); paper spread {_fmt(paper_spread)} "
                     "points over CLIP, AlexNet, DenseNet")
-        blocked, why = _gated(gates, gen)
         limit = paper_spread + TOL["encoder_spread"]
-        if blocked:
-            verdict, evidence = BELOW_GATE, f"{why}. {evidence}"
-        else:
-            verdict = SUPPORTS if spread <= limit else PARTLY if spread <= 3 * limit else CONTRADICTS
+        verdict = SUPPORTS if spread <= limit else PARTLY if spread <= 3 * limit else CONTRADICTS
+        verdict, evidence = _judged(gates, gen, verdict, evidence)
         method_name = "effnet-features (LPIPS stand-in)" if method == "LPIPS" else method
         out.append(Claim(item, claim, f"spread {_fmt(paper_spread)} points", f"spread {_fmt(spread)} points",
                          f"{gen}, {method_name} re-rank, encoders {', '.join(ours['encoder'].astype(str))}",
@@ -375,11 +375,8 @@ def fig7_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
                     f"{', '.join(str(int(m)) for m in grp['m'])}; spread {_fmt(spread)} points over m >= 10; "
                     f"std {_fmt(float(grp['std'].iloc[0]))} at m = {int(grp['m'].iloc[0])}, "
                     f"{_fmt(float(grp['std'].iloc[-1]))} at m = {int(grp['m'].iloc[-1])}")
-        blocked, why = _gated(gates, str(gen))
-        if blocked:
-            verdict, evidence = BELOW_GATE, f"{why}. {evidence}"
-        else:
-            verdict = SUPPORTS if flat and stable else PARTLY if flat or stable else CONTRADICTS
+        verdict = SUPPORTS if flat and stable else PARTLY if flat or stable else CONTRADICTS
+        verdict, evidence = _judged(gates, str(gen), verdict, evidence)
         out.append(Claim(item, claim, "plot only", f"spread {_fmt(spread)} points", f"{gen}, class "
                          f"{int(grp['class'].iloc[0])}, No-Rerank, k = 30", verdict, evidence, RULE_FIG7))
     return out
@@ -406,12 +403,9 @@ def table6_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
         evidence = (f"t = {tstat:.2f}, p = {p:.3g}: the test {rejected} H0 at the paper's level {TOL['p_paper']:g} "
                     f"(paper: p = {pp:.3g} on {by['model'].iloc[0]}); "
                     f"share of top-k contributors from the trained half {_fmt(share, 3)} (0.5 = no preference)")
-        blocked, why = _gated(gates, str(gen))
-        if blocked:
-            verdict, evidence = BELOW_GATE, f"{why}. {evidence}"
-        else:
-            verdict = (SUPPORTS if tstat > 0 and p < TOL["p_paper"] else
-                       PARTLY if tstat > 0 and p < TOL["p_loose"] else CONTRADICTS)
+        verdict = (SUPPORTS if tstat > 0 and p < TOL["p_paper"] else
+                   PARTLY if tstat > 0 and p < TOL["p_loose"] else CONTRADICTS)
+        verdict, evidence = _judged(gates, str(gen), verdict, evidence)
         out.append(Claim(item, claim, f"p = {pp:.3g}", f"p = {p:.3g}", f"{gen}, {by['encoder'].iloc[0]} "
                          f"No-Rerank, k = {int(by['k'].iloc[0])}, {int(by['n_generated'].iloc[0])} samples",
                          verdict, evidence, RULE_T6))
@@ -437,12 +431,9 @@ def c2_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
         margin = grp["ours"] - grp["chance_same_class"]
         evidence = "; ".join(f"{a}: {_fmt(o)} % against same-class chance {_fmt(c)} %" for a, o, c in
                              zip(grp["attribute"], grp["ours"], grp["chance_same_class"], strict=True))
-        blocked, why = _gated(gates, str(gen))
-        if blocked:
-            verdict, evidence = BELOW_GATE, f"{why}. {evidence}"
-        else:
-            verdict = (SUPPORTS if (margin >= TOL["chance_points"]).all() else
-                       PARTLY if (margin > 0).all() else CONTRADICTS)
+        verdict = (SUPPORTS if (margin >= TOL["chance_points"]).all() else
+                   PARTLY if (margin > 0).all() else CONTRADICTS)
+        verdict, evidence = _judged(gates, str(gen), verdict, evidence)
         out.append(Claim(item, claim, "CelebA attributes (not comparable numbers)",
                          f"{_fmt(margin.min())} to {_fmt(margin.max())} points above chance",
                          f"{gen}, {dist} re-rank, k = {int(grp['k'].iloc[0])}, measured digit attributes",
