@@ -187,23 +187,28 @@ def load_checkpoint(path: str | Path) -> Any:
 
 
 @contextlib.contextmanager
-def weights_only_loads() -> Iterator[None]:
+def forced_keyword(owner: Any, attribute: str, keyword: str, value: Any) -> Iterator[None]:
+    """Within the block, every call of ``owner.attribute`` gets ``keyword=value``, whatever its caller passes."""
+    original = getattr(owner, attribute)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        kwargs[keyword] = value
+        return original(*args, **kwargs)
+
+    setattr(owner, attribute, call)
+    try:
+        yield
+    finally:
+        setattr(owner, attribute, original)
+
+
+def weights_only_loads() -> contextlib.AbstractContextManager[None]:
     """Make every ``torch.load`` in the block use ``weights_only=True``, whatever its caller passes.
 
     Libraries load their weights themselves, some through ``torch.hub.load_state_dict_from_url``,
     whose default is a full unpickle; they all end in ``torch.load``.
     """
-    original = torch.load
-
-    def load(*args: Any, **kwargs: Any) -> Any:
-        kwargs["weights_only"] = True
-        return original(*args, **kwargs)
-
-    torch.load = load
-    try:
-        yield
-    finally:
-        torch.load = original
+    return forced_keyword(torch, "load", "weights_only", True)
 
 
 def fetch(url: str, dest: str | Path, sha256: str, timeout: float = 30.0) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,7 @@ VARIANTS = {"maniqa": "maniqa", "maniqa-koniq": "maniqa", "maniqa-pipal": "maniq
             "maniqa-kadid": "maniqa-kadid"}
 
 
-@contextlib.contextmanager
-def _timm_without_pretrained() -> Iterator[None]:
+def _timm_without_pretrained() -> contextlib.AbstractContextManager[None]:
     """Make ``timm.create_model`` build randomly initialised models for the duration.
 
     pyiqa's MANIQA constructor hard-codes ``timm.create_model('vit_base_patch8_224',
@@ -57,17 +55,7 @@ def _timm_without_pretrained() -> Iterator[None]:
     """
     import timm
 
-    original: Callable[..., torch.nn.Module] = timm.create_model
-
-    def create_model(*args: Any, **kwargs: Any) -> torch.nn.Module:
-        kwargs["pretrained"] = False
-        return original(*args, **kwargs)
-
-    timm.create_model = create_model
-    try:
-        yield
-    finally:
-        timm.create_model = original
+    return hub.forced_keyword(timm, "create_model", "pretrained", False)
 
 
 def checkpoint_url(metric: str) -> str:
