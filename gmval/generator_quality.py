@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from gmval.images import ImageSet
 from gmval.models import zoo
+from gmval.models.fid import confident_mask
 from gmval.models.zoo import BLUR_SIGMAS
 from gmval.profiles import Profile
 from gmval.verdicts import GATE, gate_table, is_conditional
-
-
-def confident_mask(logits: np.ndarray, threshold: float = GATE.confident_softmax) -> np.ndarray:
-    """Which samples the classifier labels with max-softmax at least ``threshold``."""
-    z = torch.from_numpy(np.asarray(logits, dtype=np.float64))
-    return (torch.softmax(z, dim=1).max(dim=1).values >= threshold).numpy()
 
 
 def confident_share(logits: np.ndarray, threshold: float = GATE.confident_softmax) -> float:
@@ -52,4 +46,4 @@ def confident_samples(name: str, generated: ImageSet, profile: Profile = "defaul
     if is_conditional(name):
         return None
     classifier = zoo.get_classifier(zoo.dataset_of(name, profile), profile, progress=False)[0]
-    return confident_mask(classifier.logits(generated))
+    return confident_mask(classifier.logits(generated), GATE.confident_softmax)

@@ -11,8 +11,8 @@ import torch
 
 from gmval import paths, reproduction, verdicts
 from gmval.evaluation import c1_table, c3_metrics
-from gmval.generator_quality import confident_mask, confident_share
-from gmval.models.fid import blur
+from gmval.generator_quality import confident_share
+from gmval.models.fid import blur, confident_mask
 from gmval.verdicts import BELOW_GATE, CONTRADICTS, PARTLY, SUPPORTS, Tables
 
 
@@ -58,7 +58,7 @@ def test_gate_table_columns() -> None:
 def test_confident_share_and_blur() -> None:
     logits = np.log(np.array([[0.95, 0.05], [0.6, 0.4], [0.05, 0.95], [0.91, 0.09]]))
     assert confident_share(logits) == pytest.approx(0.75)
-    assert confident_mask(logits).tolist() == [True, False, True, True]
+    assert confident_mask(logits, verdicts.GATE.confident_softmax).tolist() == [True, False, True, True]
     img = torch.zeros(1, 1, 9, 9, dtype=torch.uint8)
     img[0, 0, 4, 4] = 255
     out = blur(img, 1.0)

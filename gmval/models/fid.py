@@ -57,3 +57,9 @@ def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(np.ceil(3 * sigma)))
     out = gaussian_blur(images.float(), kernel_size=2 * radius + 1, sigma=sigma)
     return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def confident_mask(logits: np.ndarray, threshold: float) -> np.ndarray:
+    """Which samples a classifier labels with max-softmax at least ``threshold``."""
+    z = torch.from_numpy(np.asarray(logits, dtype=np.float64))
+    return (torch.softmax(z, dim=1).max(dim=1).values >= threshold).numpy()

@@ -196,14 +196,15 @@ def export(key: str, params: dict[str, Any], weights: Path, record: dict[str, An
     directory = directory or DIR
     with safetensors.safe_open(str(weights), framework="pt") as fh:
         step = int((fh.metadata() or {})["step"])
-    tensors = {f"{_FINAL_PREFIX}{step:08d}|{k}": v for k, v in _tensors_of(weights, modules).items()}
+    final = _tensors_of(weights, modules)
+    tensors = {f"{_FINAL_PREFIX}{step:08d}|{k}": v for k, v in final.items()}
     for snap_step, path in snapshots or []:
         tensors |= {f"{_SNAPSHOT_PREFIX}{snap_step:08d}|{k}": v for k, v in _tensors_of(path, modules).items()}
     file = directory / f"{key}.safetensors"
     atomic_write_bytes(file, safetensors.torch.save(tensors))
     entries = manifest(directory)
     entries[key] = {**record, "file": file.name, "sha256": sha256_of(file), "bytes": file.stat().st_size,
-                    "params": params, "steps": step, "modules": sorted({k.split(".")[1] for k in _tensors_of(weights, modules)}),
+                    "params": params, "steps": step, "modules": sorted({k.split(".")[1] for k in final}),
                     "snapshot_steps": [s for s, _ in snapshots or []]}
     atomic_write_text(directory / MANIFEST, json.dumps(entries, indent=1, sort_keys=True) + "\n")
     return file

@@ -45,7 +45,7 @@ from gmval.data import add_gaussian_noise, load_dataset, split_class, subsample
 from gmval.images import ImageSet
 from gmval.models import pretrained
 from gmval.models.classifier import Classifier, train_classifier
-from gmval.models.fid import blur, frechet_distance
+from gmval.models.fid import blur, confident_mask, frechet_distance
 from gmval.models.gan import DCGANGenerator, GANConfig, train_gan
 from gmval.models.generator import Generator
 from gmval.models.training import TrainConfig, default_device, train_precision
@@ -482,9 +482,8 @@ CONFIDENT = verdicts.GATE.confident_softmax
 def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train: ImageSet, classifier: Classifier,
                    conditional: bool) -> dict[str, Any]:
     """Quality of generated images ``fake`` measured with ``dataset``'s classifier (see :func:`quality`)."""
-    logits = torch.from_numpy(classifier.logits(fake))
-    predicted = logits.argmax(1).numpy()
-    confidence = torch.softmax(logits, 1).max(1).values.numpy()
+    logits = classifier.logits(fake)
+    predicted = logits.argmax(1)
     histogram = np.bincount(predicted, minlength=classifier.config.num_classes)
     real_features = classifier.embed(reference)  # every distance's reference: embedded once
     report: dict[str, Any] = {
@@ -493,7 +492,7 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
         "fd_real": frechet_distance(classifier.embed(real_train), real_features),
         "class_histogram": histogram.tolist(),
         "class_count_ratio": verdicts.class_count_ratio(histogram),
-        "confident_share": float(np.mean(confidence >= CONFIDENT)),
+        "confident_share": float(confident_mask(logits, CONFIDENT).mean()),
     }
     for sigma in BLUR_SIGMAS:
         blurred = blur(real_train.images, sigma)
