@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,27 +69,38 @@ def snapshot_sampler(name: str, profile: Profile, folder: Path, path: Path) -> n
     return model.eval()
 
 
+def _scorer(name: str, profile: Profile, root: Path | None
+            ) -> tuple[zoo._Plan, int, Callable[[nn.Module, str], dict[str, Any]]]:
+    """(plan, steps per epoch, score): ``score(model, tag)`` draws the quality samples of ``model`` as
+    :func:`zoo.quality <gmval.models.zoo.quality>` does and measures them with :func:`zoo.sample_quality`."""
+    m = profile_settings(profile)["models"]
+    plan = zoo._plan(name, profile, root)
+    classifier, _ = zoo.get_classifier(plan.dataset, profile, root, progress=False)
+    reference = zoo.reference_images(name, profile)
+    real_train = zoo._capped(plan.data.train, m["quality_samples"], m["seed"])
+
+    def score(model: nn.Module, tag: str) -> dict[str, Any]:
+        images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root)
+        fake = ImageSet(images=images, ids=np.arange(len(images)), labels=labels, name=f"{name}-{tag}")
+        return zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier,
+                                  conditional=plan.kind == "diffusion")
+
+    return plan, plan.train_config.steps_per_epoch(len(plan.data.train)), score
+
+
 def curve_quality(name: str, profile: Profile, folder: Path, root: Path | None = None) -> pd.DataFrame:
     """One row per snapshot of curve run ``folder``: epoch, step, wall seconds since the start, and quality.
 
     The seconds come from the snapshot files' times, so they are the wall time of this run on
     its machine (with whatever else ran beside it), not a benchmark.
     """
-    m = profile_settings(profile)["models"]
-    plan = zoo._plan(name, profile, root)
-    classifier, _ = zoo.get_classifier(plan.dataset, profile, root, progress=False)
-    reference = zoo.reference_images(name, profile)
-    real_train = zoo._capped(plan.data.train, m["quality_samples"], m["seed"])
-    per_epoch = plan.train_config.steps_per_epoch(len(plan.data.train))
+    plan, per_epoch, score = _scorer(name, profile, root)
     start = (folder / PARAMS).stat().st_mtime
     rows = []
     for step, path in list_snapshots(folder):
         model = snapshot_sampler(name, profile, folder, path)
         began = time.perf_counter()
-        images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root)
-        fake = ImageSet(images=images, ids=np.arange(len(images)), labels=labels, name=f"{name}-step{step}")
-        report = zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier,
-                                    conditional=plan.kind == "diffusion")
+        report = score(model, f"step{step}")
         rows.append({"generator": name, "kind": plan.kind, "epoch": step // per_epoch, "step": step,
                      "wall_seconds": round(path.stat().st_mtime - start, 1),
                      "sample_seconds": round(time.perf_counter() - began, 1),
@@ -105,20 +117,13 @@ def sampling_sweep(name: str, profile: Profile, folder: Path, epoch: int,
 
     Guidance trades diversity (FD) for class accuracy; the profile's sampling settings are chosen on this.
     """
-    m = profile_settings(profile)["models"]
-    plan = zoo._plan(name, profile, root)
-    per_epoch = plan.train_config.steps_per_epoch(len(plan.data.train))
+    _, per_epoch, score = _scorer(name, profile, root)
     path = dict(list_snapshots(folder))[epoch * per_epoch]
-    classifier, _ = zoo.get_classifier(plan.dataset, profile, root, progress=False)
-    reference = zoo.reference_images(name, profile)
-    real_train = zoo._capped(plan.data.train, m["quality_samples"], m["seed"])
     rows = []
     for guidance, steps in settings:
         model = snapshot_sampler(name, profile, folder, path)
         model.guidance_scale, model.sampling_steps = guidance, steps
-        images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root)
-        fake = ImageSet(images=images, ids=np.arange(len(images)), labels=labels, name=f"{name}-g{guidance}-s{steps}")
-        report = zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier, conditional=True)
+        report = score(model, f"g{guidance}-s{steps}")
         rows.append({"generator": name, "epoch": epoch, "guidance_scale": guidance, "sampling_steps": steps,
                      "fd": report["fd"], "fd_real": report["fd_real"], "fd_ratio": report["fd"] / report["fd_real"],
                      "class_accuracy": report["class_accuracy"], "confident_share": report["confident_share"],
