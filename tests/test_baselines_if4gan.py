@@ -101,7 +101,7 @@ def test_estimate_equals_replay_to_first_order(gan: Any, planted: ImageSet, metr
     assert np.all(actual != 0), report
     ratio = estimate / actual
     # Which positions tip a kink depends on the fixture's float32 training, so on the CPU's kernels
-    # (2 of 17 disagreed in sign on the AMD EPYC VMs without AVX-512 that CI may use).
+    # (a few more disagree in sign on the AMD EPYC VMs without AVX-512 that CI may use).
     assert np.mean(np.sign(estimate) == np.sign(actual)) >= 0.85, report
     assert abs(np.median(ratio) - 1) < 0.01, report
     assert np.mean(np.abs(ratio - 1) < 0.01) >= 0.7, report
