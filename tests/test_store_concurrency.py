@@ -93,9 +93,13 @@ def test_killed_writer_is_resumed_by_the_waiting_one(tmp_path: Path) -> None:
         _wait(lambda: Path(f"{second}.ready").exists(), "second worker did not start")
         time.sleep(0.5)
         assert a.poll() is None and partial_done() < N, "the first worker finished before it could be killed"
+        # B is paused while A dies and A's progress is read: once B holds the lock it moves the
+        # .partial on, and the read would race with it.
+        os.kill(b.pid, signal.SIGSTOP)
         os.kill(a.pid, signal.SIGKILL)
         assert a.wait(timeout=30) == -signal.SIGKILL
         progress = partial_done()
+        os.kill(b.pid, signal.SIGCONT)
         assert b.wait(timeout=180) == 0
     finally:
         a.kill()
