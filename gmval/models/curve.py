@@ -170,9 +170,44 @@ def export_snapshot(name: str, profile: Profile, epochs: int, epoch: int, record
                              snapshots=kept, directory=directory)
 
 
+TRAINED_BY = "python -m gmval.models.curve train (the zoo's own training code): one run, a snapshot per epoch"
+
+
+def export_record(name: str, profile: Profile, epochs: int, epoch: int, quality: pd.DataFrame,
+                  code_commit: str, root: Path | None = None) -> dict[str, Any]:
+    """What the manifest states beside the hash of the epoch-``epoch`` snapshot of a curve run.
+
+    ``quality`` is the run's scored curve (:func:`curve_quality`) or a sampling sweep of that
+    snapshot; its row of epoch ``epoch`` (the only row, for a sweep) is the sample quality
+    recorded. The training time is the snapshot's file time since the run's start, so it is the
+    wall time on this machine with whatever ran beside it.
+
+    Raises:
+        ValueError: if ``quality`` holds no single row for ``epoch``.
+    """
+    from gmval.models import pretrained
+
+    folder = curve_folder(name, profile, epochs, root)
+    plan = zoo._plan(name, with_epochs(name, profile, epoch), root)
+    step = epoch * plan.train_config.steps_per_epoch(len(plan.data.train))
+    rows = quality[quality["epoch"] == epoch]
+    if len(rows) != 1:
+        raise ValueError(f"the quality table has {len(rows)} rows for epoch {epoch} of {name}; it needs one")
+    row = {k: (None if isinstance(v, float) and np.isnan(v) else v)
+           for k, v in rows.iloc[0].to_dict().items() if k not in ("generator", "kind", "epoch", "step",
+                                                                    "wall_seconds", "sample_seconds")}
+    snapshot = dict(list_snapshots(folder))[step]
+    return {"profile": profile if isinstance(profile, str) else "custom", "trained_by": TRAINED_BY,
+            "code_commit": code_commit, "hardware": pretrained.hardware() + ", beside other jobs",
+            "epochs": epoch,
+            "training_wall_seconds": round(snapshot.stat().st_mtime - (folder / PARAMS).stat().st_mtime, 1),
+            "quality": row}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m gmval.models.curve train|score|export NAME EPOCHS [EPOCH] [--out CSV]`` (default profile)."""
+    """``python -m gmval.models.curve train|score|export NAME EPOCHS [EPOCH] [--out CSV] [--quality CSV]``."""
     import argparse
+    import subprocess
 
     import torch
 
@@ -183,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("epoch", type=int, nargs="?", help="export: the snapshot committed")
     parser.add_argument("--profile", default="default")
     parser.add_argument("--out", type=Path, help="score: CSV written")
-    parser.add_argument("--record", type=Path, help="export: JSON of what the manifest states beside the hash")
+    parser.add_argument("--quality", type=Path, help="export: the scored curve or sweep CSV whose row is recorded")
+    parser.add_argument("--code-commit", help="export: the commit that trained the run (default: HEAD)")
     args = parser.parse_args(argv)
     # One thread per run: two runs side by side use a 2-core machine better than one two-thread run.
     torch.set_num_threads(1)
@@ -195,9 +231,12 @@ def main(argv: list[str] | None = None) -> None:
             table.to_csv(args.out, index=False, float_format="%.6g")
         print(table.to_string())
     else:
-        if args.epoch is None or args.record is None:
-            parser.error("export needs EPOCH and --record")
-        print(export_snapshot(args.name, args.profile, args.epochs, args.epoch, json.loads(args.record.read_text())))
+        if args.epoch is None or args.quality is None:
+            parser.error("export needs EPOCH and --quality")
+        commit = args.code_commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT,
+                                                    capture_output=True, text=True, check=True).stdout.strip()
+        record = export_record(args.name, args.profile, args.epochs, args.epoch, pd.read_csv(args.quality), commit)
+        print(export_snapshot(args.name, args.profile, args.epochs, args.epoch, record))
 
 
 if __name__ == "__main__":
