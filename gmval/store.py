@@ -266,7 +266,7 @@ class ArtifactStore:
     def cached_rows(self, stage: str, params: dict[str, Any], name: str, shape: tuple[int, int], dtype: str,
                     produce: Callable[[int], Iterator[tuple[slice, np.ndarray]]],
                     bar: Callable[[], contextlib.AbstractContextManager[Any]]) -> np.ndarray:
-        """The array ``name`` of a resumable chunked artefact, computed by ``produce(first missing row)`` where not cached.
+        """The array ``name`` of a resumable chunked artefact; ``produce(first missing row)`` fills what is not cached.
 
         Without a cache the array is filled in memory (a disabled store would leave temporary folders).
 

@@ -19,7 +19,6 @@ from gmval.baselines.if4gan import (
     Influence,
     TraceWindow,
     if4gan_influence,
-    if4gan_values,
     log_inception_score,
     replay_metric,
 )
@@ -29,5 +28,5 @@ from gmval.baselines.trak import TRAK, DiffusionLoss, VAELoss, trak_scores
 from gmval.baselines.vae_tracin import VAETracIn
 
 __all__ = ["IF4GAN", "TRAK", "DiffusionLoss", "EvalMetric", "IF4GANResult", "Influence", "PixelNearest",
-           "RandomScores", "TraceWindow", "VAELoss", "VAETracIn", "if4gan_influence", "if4gan_values",
+           "RandomScores", "TraceWindow", "VAELoss", "VAETracIn", "if4gan_influence",
            "log_inception_score", "pixel_attribution", "replay_metric", "trak_scores"]

@@ -478,31 +478,6 @@ def _values_table(data: ImageSet, delta: np.ndarray, n_traced: np.ndarray, large
     return pd.DataFrame(table | {"delta": delta, "n_traced": n_traced, "value": value, "rank": ranks})
 
 
-def if4gan_values(name: str = "noisy-mnist-gan", profile: Profile = "default",
-                  root: Path | None = None, progress: bool = True) -> IF4GANResult:
-    """IF4GAN values of zoo GAN ``name``'s training images, cached by every parameter.
-
-    Loads (training first if needed) the GAN's final checkpoint, traces
-    ``baselines.if4gan.steps`` SGD steps continuing its seeded schedule, and measures V as
-    log-IS of the dataset's zoo classifier on ``eval_latents`` latents drawn from
-    ``eval_seed``. The result is stored under ``<cache>/baselines`` keyed by the
-    checkpoint (folder and step), the classifier's weights, the training set's
-    fingerprint and the settings.
-
-    Args:
-        name: a GAN of :data:`gmval.models.zoo.GENERATORS`.
-        profile: a profile name or dict with ``models`` and ``baselines.if4gan``.
-        root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
-        progress: show tqdm bars.
-
-    Raises:
-        ValueError: if ``name`` is not a GAN, or for bad settings.
-        KeyError: for an unknown name or a profile without the settings.
-    """
-    _check_gan(name)
-    return _values(name, _settings(profile), profile, root, progress)
-
-
 def _check_gan(name: str) -> None:
     if name not in zoo.GENERATORS:
         raise KeyError(f"unknown generator {name!r}; available: {', '.join(sorted(zoo.GENERATORS))}")
@@ -512,7 +487,14 @@ def _check_gan(name: str) -> None:
 
 def _values(name: str, settings: Mapping[str, Any], profile: Profile, root: Path | None,
             progress: bool) -> IF4GANResult:
-    """:func:`if4gan_values` with checked ``settings``."""
+    """IF4GAN values of zoo GAN ``name``'s training images with checked ``settings``, cached by every parameter.
+
+    Loads (training first if needed) the GAN's final checkpoint, traces ``settings["steps"]``
+    SGD steps continuing its seeded schedule, and measures V as log-IS of the dataset's zoo
+    classifier on ``eval_latents`` latents drawn from ``eval_seed``. The result is stored
+    under ``<cache>/baselines`` keyed by the checkpoint (folder and step), the classifier's
+    weights, the training set's fingerprint and the settings.
+    """
     start = time.perf_counter()
     sampler = zoo.get_generator(name, profile, root, progress)
     folder = zoo.generator_folder(name, profile, root)
@@ -582,7 +564,10 @@ class IF4GAN:
 
     @classmethod
     def from_profile(cls, profile: Profile = "default", **overrides: Any) -> IF4GAN:
-        """The settings of ``profile["baselines"]["if4gan"]`` with ``overrides`` on top; ``profile`` is also the zoo's."""
+        """The settings of ``profile["baselines"]["if4gan"]`` with ``overrides`` on top.
+
+        ``profile`` is also the zoo profile of the GAN given to :meth:`fit`.
+        """
         return cls(profile=profile, **{**_settings(profile), **overrides})
 
     def fit(self, train: ImageSet | torch.Tensor | np.ndarray, model: str | None = None) -> IF4GAN:
@@ -597,7 +582,8 @@ class IF4GAN:
             raise ValueError("IF4GAN needs the zoo GAN it values, e.g. 'noisy-mnist-gan'")
         _check_gan(model)
         if as_imageset(train, "train").fingerprint() != zoo.training_data(model, self.profile).train.fingerprint():
-            raise ValueError(f"IF4GAN replays {model}'s own training steps: fit it on zoo.training_data({model!r}).train")
+            raise ValueError(f"IF4GAN replays {model}'s own training steps: "
+                             f"fit it on zoo.training_data({model!r}).train")
         self.name = model
         return self
 

@@ -184,7 +184,10 @@ class VAETracIn(TimedStages):
 
     @classmethod
     def from_profile(cls, profile: Profile = "default", **overrides: Any) -> VAETracIn:
-        """The settings of ``profile["baselines"]["vae_tracin"]`` with ``overrides`` on top; ``profile`` is also the zoo's."""
+        """The settings of ``profile["baselines"]["vae_tracin"]`` with ``overrides`` on top.
+
+        ``profile`` is also the zoo profile a generator name given to :meth:`fit` refers to.
+        """
         settings = {**profile_settings(profile)["baselines"]["vae_tracin"], **overrides}
         return cls(profile=profile, **settings)
 

@@ -267,7 +267,8 @@ class SubsetTrainer:
         todo = list(missing)
         losses.update(zip(todo, run_jobs(
             _model_loss_job, [(self, mask, seed, generated, draws, loss_seed) for mask, seed in missing.values()],
-            int(self.workers), describe=lambda i: f"{self.recipe.kind} retraining on mask {todo[i][0][:8]}, seed {todo[i][1]}"),
+            int(self.workers),
+            describe=lambda i: f"{self.recipe.kind} retraining on mask {todo[i][0][:8]}, seed {todo[i][1]}"),
             strict=True))
         return [losses[key] for key in keys]
 
