@@ -206,7 +206,7 @@ def c1_rows(settings: dict[str, dict[str, Any]], n_train: int, n_test: int) -> l
                      recall_k=max(200, kw.pop("recall_k", 0)), cache_dir=None, progress=False, **kw)
         start = time.perf_counter()
         res = v.fit(train).value(test)
-        rho = identical_class_ratio(res.topk_indices(), train.labels, test.labels, ks=(30, 50, 100))
+        rho = identical_class_ratio(res.attribution(), train.labels, test.labels, ks=(30, 50, 100))
         rows.append({"setting": name, "encoder": v.encoder.name, "rerank": v.distance.name, "n_train": len(train),
                      "n_test": len(test), **{f"rho@{k}": 100 * r for k, r in rho.items()},
                      "seconds": round(time.perf_counter() - start, 1)})

@@ -131,7 +131,7 @@ diffusion model, :class:`~gmval.counterfactual.DiffusionRecipe`): the keys of ``
   ``snapshots`` (how many of the run's snapshots, evenly spread and ending with the last;
   None: all), ``train_subset`` (stratified subset of training images scored; None: all),
   ``seed`` and ``chunk_size`` (images per per-sample-gradient batch).
-* ``if4gan``: :func:`~gmval.baselines.if4gan.if4gan_values` settings: ``steps`` (traced SGD
+* ``if4gan``: :class:`~gmval.baselines.if4gan.IF4GAN` settings: ``steps`` (traced SGD
   steps after the GAN's checkpoint; None: one epoch, the reference's window; ``default``
   traces the first 80 minibatches, ~5 CPU minutes), ``lr`` (η_D = η_G, the reference's 1e-3),
   ``eval_latents`` / ``eval_seed`` (fixed latents V is measured on) and ``metric`` (``"log-is"``).

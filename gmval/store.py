@@ -263,6 +263,37 @@ class ArtifactStore:
         """
         return ChunkWriter(self, stage, params, arrays)
 
+    def cached_rows(self, stage: str, params: dict[str, Any], name: str, shape: tuple[int, int], dtype: str,
+                    produce: Callable[[int], Iterator[tuple[slice, np.ndarray]]],
+                    bar: Callable[[], contextlib.AbstractContextManager[Any]]) -> np.ndarray:
+        """The array ``name`` of a resumable chunked artefact; ``produce(first missing row)`` fills what is not cached.
+
+        Without a cache the array is filled in memory (a disabled store would leave temporary folders).
+
+        Args:
+            stage / params: the artefact's identity.
+            name / shape / dtype: the array.
+            produce: yields (rows, block) from the given first row to the end.
+            bar: makes the progress bar (a context manager with ``update(count)``, e.g. tqdm).
+        """
+        if not self.enabled:
+            out = np.empty(shape, dtype=dtype)
+            with bar() as progress:
+                for rows, block in produce(0):
+                    out[rows] = block
+                    progress.update(rows.stop - rows.start)
+            return out
+        art = self.load(stage, params)
+        if art is None:
+            writer = self.chunked(stage, params, {name: (shape, dtype)})
+            with bar() as progress:
+                progress.update(writer.done)
+                for rows, block in produce(writer.done):
+                    writer.write(rows, **{name: block})
+                    progress.update(rows.stop - rows.start)
+            art = writer.finish()
+        return np.asarray(art.array(name, mmap=False))
+
 
 class ChunkWriter:
     """Fills memory-mapped arrays in row chunks and survives interruption.

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from gmval import paths
+from gmval.attribution import Attribution
 from gmval.distances import Distance, create_distance
 from gmval.encoders import Encoder, create_encoder
 from gmval.images import ImageSet, as_imageset, conform, iter_chunks
@@ -78,6 +79,26 @@ class ValuationResult:
         """(m, k) training indices of each generated image's contributors, nearest first."""
         return self.contributors["train_index"].to_numpy().reshape(-1, self.k)
 
+    def attribution(self, column: str = "contribution") -> Attribution:
+        """The valuation as an :class:`~gmval.attribution.Attribution`: each generated image's
+        contributors, nearest first, scored by their Eq. 6 ``contribution``.
+
+        Args:
+            column: the contributors' column to score by; ``"weight"`` drops the quality
+                calibration (q_j only rescales row j, which rank statistics ignore unless q_j = 0).
+
+        Raises:
+            ValueError: for a column the contributors table does not have.
+        """
+        if column not in self.contributors:
+            raise ValueError(f"the contributors table has no column {column!r}")
+        m, n = int(self.config["n_generated"]), int(self.config["n_train"])
+        shape = (m, self.k)
+        return Attribution("gmvaluator", n, self.contributors[column].to_numpy(dtype=np.float64).reshape(shape),
+                           index=self.topk_indices().reshape(shape),
+                           values=self.values.sort_values("train_index")["value"].to_numpy(dtype=np.float64),
+                           timings=self.timings, config=self.config, detail=self)
+
     def top(self, generated_index: int) -> pd.DataFrame:
         """The contributor rows of one generated image."""
         return self.contributors[self.contributors["generated_index"] == generated_index]
@@ -119,7 +140,7 @@ def _component(spec: Any, factory: Any, device: str | torch.device | None) -> An
 
 
 class Valuator(TimedStages):
-    """GMValuator with swappable stages.
+    """GMValuator with swappable stages; an :class:`~gmval.attribution.Attributor` (:meth:`fit`, :meth:`score`).
 
     Args:
         encoder: recall encoder: a registered name, ``(name, kwargs)``, or an :class:`Encoder`.
@@ -137,6 +158,8 @@ class Valuator(TimedStages):
             give those generated images q = 0 (with a warning naming them).
         device: device for components built from names.
     """
+
+    method = "gmvaluator"
 
     def __init__(self, encoder: str | tuple[str, dict[str, Any]] | Encoder = DEFAULT_ENCODER,
                  distance: str | tuple[str, dict[str, Any]] | Distance = DEFAULT_DISTANCE,
@@ -212,8 +235,8 @@ class Valuator(TimedStages):
                 bar.update(rows.stop - rows.start)
             return writer.finish()
 
-    def fit(self, train: ImageSet | torch.Tensor | np.ndarray) -> Valuator:
-        """Encode and index the training set, and fit reference-based quality models."""
+    def fit(self, train: ImageSet | torch.Tensor | np.ndarray, model: None = None) -> Valuator:
+        """Encode and index the training set, and fit reference-based quality models (no model is needed)."""
         train = as_imageset(train, "train")
         self.train, self.timings = train, {}
         self.encoder.fit(train)
@@ -409,6 +432,11 @@ class Valuator(TimedStages):
             result = self._result(train, generated, top_idx, top_d, weights, q, contrib, values, k, t)
         result.timings = dict(self.timings)
         return result
+
+    def score(self, generated: ImageSet | torch.Tensor | np.ndarray) -> Attribution:
+        """:meth:`value` with the valuator's k and temperature, as an :class:`~gmval.attribution.Attribution`
+        (:meth:`ValuationResult.attribution`)."""
+        return self.value(generated).attribution()
 
     def _result(self, train: ImageSet, generated: ImageSet, top_idx: np.ndarray, top_d: np.ndarray,
                 weights: np.ndarray, q: np.ndarray, contrib: np.ndarray, values: np.ndarray, k: int,

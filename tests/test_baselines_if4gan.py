@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from gmval.baselines import if4gan
+from gmval.attribution import create_attributor
 from gmval.baselines.if4gan import (
+    IF4GAN,
     EvalMetric,
     TraceWindow,
     if4gan_influence,
-    if4gan_values,
     log_inception_score,
     replay_metric,
 )
@@ -147,16 +148,22 @@ def test_bad_input_is_refused(gan: Any, planted: ImageSet, metric: EvalMetric, d
     with pytest.raises(ValueError, match="exclude"):
         replay_metric(*gan, planted, window, metric, 0.1, exclude=[len(planted)])
     with pytest.raises(ValueError, match="is a vae"):
-        if4gan_values("mnist-vae", "ci")
+        IF4GAN.from_profile("ci").fit(planted, "mnist-vae")
     with pytest.raises(KeyError, match="unknown generator"):
-        if4gan_values("nope-gan", "ci")
+        IF4GAN.from_profile("ci").fit(planted, "nope-gan")
+    with pytest.raises(ValueError, match="needs the zoo GAN"):
+        IF4GAN.from_profile("ci").fit(planted)
+    with pytest.raises(RuntimeError, match="call fit"):
+        IF4GAN.from_profile("ci").score(planted)
     bad = get_profile("ci")
     bad["baselines"]["if4gan"]["metric"] = "fid"
     with pytest.raises(ValueError, match="unknown IF4GAN metric"):
-        if4gan_values("noisy-mnist-gan", bad)
+        IF4GAN.from_profile(bad)
+    with pytest.raises(ValueError, match="steps must be"):
+        create_attributor("if4gan", steps=0, lr=1e-3, eval_latents=8, eval_seed=0)
     del bad["baselines"]["if4gan"]
     with pytest.raises(KeyError, match="baselines.if4gan"):
-        if4gan_values("noisy-mnist-gan", bad)
+        IF4GAN.from_profile(bad)
 
 
 def test_zoo_values_are_cached(digits: ImageSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,9 +178,18 @@ def test_zoo_values_are_cached(digits: ImageSet, tmp_path: Path, monkeypatch: py
     m["classifier"].update(batch_size=16)
     profile["baselines"]["if4gan"].update(steps=2, eval_latents=8)
 
-    result = if4gan_values("noisy-mnist-gan", profile, tmp_path, progress=False)
     data = zoo.training_data("noisy-mnist-gan", profile)
+    generated = data.train.subset(range(3), name="stand-in-generated")
+    with pytest.raises(ValueError, match="replays noisy-mnist-gan's own training steps"):
+        IF4GAN.from_profile(profile, root=tmp_path).fit(data.train.subset(range(10)), "noisy-mnist-gan")
+    attribution = IF4GAN.from_profile(profile, root=tmp_path, progress=False).fit(
+        data.train, "noisy-mnist-gan").score(generated)
+    result = attribution.detail
     assert data.noisy_ids is not None
+    # The influence is on the GAN's metric, not on one sample: every generated image gets the values.
+    assert attribution.method == "if4gan" and attribution.scores.shape == (3, 56)
+    np.testing.assert_array_equal(attribution.values, -result.delta)
+    assert (attribution.scores == attribution.values).all()
     values = result.values
     assert len(values) == 56 and list(values["train_id"]) == list(data.train.ids)
     np.testing.assert_array_equal(values["value"], -result.delta)
@@ -182,9 +198,10 @@ def test_zoo_values_are_cached(digits: ImageSet, tmp_path: Path, monkeypatch: py
     assert result.timings["total"] >= result.timings["adjoint"] > 0
 
     monkeypatch.setattr(if4gan, "if4gan_influence", lambda *a, **k: pytest.fail("IF4GAN cache missed"))
-    again = if4gan_values("noisy-mnist-gan", profile, tmp_path, progress=False)
+    again = IF4GAN.from_profile(profile, root=tmp_path, progress=False).fit(
+        data.train, "noisy-mnist-gan").score(generated).detail
     np.testing.assert_array_equal(again.delta, result.delta)
     assert again.timings == result.timings
     profile["baselines"]["if4gan"]["lr"] = 2e-3
     with pytest.raises(pytest.fail.Exception, match="cache missed"):
-        if4gan_values("noisy-mnist-gan", profile, tmp_path, progress=False)
+        IF4GAN.from_profile(profile, root=tmp_path, progress=False).fit(data.train, "noisy-mnist-gan").score(generated)

@@ -9,7 +9,9 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from gmval.baselines import TracInResult, VAETracIn
+from gmval.attribution import Attribution, create_attributor
+from gmval.baselines import VAETracIn
+from gmval.baselines import gradients
 from gmval.baselines import vae_tracin as vt
 from gmval.evaluation import identical_class_ratio
 from gmval.images import ImageSet
@@ -44,63 +46,68 @@ def duplicates(train: ImageSet) -> tuple[np.ndarray, ImageSet]:
 
 
 @pytest.fixture(scope="module")
-def exact(run: Path, train: ImageSet, duplicates: tuple[np.ndarray, ImageSet]) -> TracInResult:
-    return VAETracIn(run, draws=DRAWS, cache_dir=None, progress=False).value(train, duplicates[1], k=10)
+def exact(run: Path, train: ImageSet, duplicates: tuple[np.ndarray, ImageSet]) -> Attribution:
+    return VAETracIn(draws=DRAWS, cache_dir=None, progress=False).fit(train, run).score(duplicates[1])
 
 
-def test_duplicate_is_its_own_strongest_proponent(exact: TracInResult, duplicates: tuple[np.ndarray, ImageSet]
+def test_duplicate_is_its_own_strongest_proponent(exact: Attribution, duplicates: tuple[np.ndarray, ImageSet]
                                                   ) -> None:
     pos, _ = duplicates
-    top = exact.topk_indices()
+    top = exact.top_k(10)
     assert top.shape == (len(pos), 10)
     assert (top[:, 0] == pos).mean() >= 0.5, f"self top-1 only for {(top[:, 0] == pos).mean():.0%}"
     assert np.mean([p in row[:5] for p, row in zip(pos, top, strict=True)]) >= 0.9
-    # The contributors are ordered by descending score, and the scores are the matrix's.
-    scores = exact.contributors["score"].to_numpy().reshape(top.shape)
-    assert (np.diff(scores, axis=1) <= 0).all()
-    np.testing.assert_allclose(scores, np.take_along_axis(exact.scores.T, top, axis=1))
+    # The proponents are ordered by descending score.
+    assert (np.diff(np.take_along_axis(exact.matrix(), top, axis=1), axis=1) <= 0).all()
 
 
-def test_result_layout_and_weights(exact: TracInResult, train: ImageSet, tmp_path: Path) -> None:
+def test_result_layout_and_weights(exact: Attribution, train: ImageSet, tmp_path: Path) -> None:
     cfg = exact.config
-    assert exact.scores.shape == (96, 24) and exact.scores.dtype == np.float64
+    assert exact.method == "vae-tracin" and exact.n_train == 96
+    assert exact.scores.shape == (24, 96) and exact.scores.dtype == np.float64
+    np.testing.assert_array_equal(exact.index, np.tile(np.arange(96), (24, 1)))
     assert cfg["snapshots_used"] == [8, 16, 24] and cfg["reductions"] == []
     # w_c = η·B·ΔT/N with ΔT = 8 for every snapshot.
     np.testing.assert_allclose(cfg["checkpoint_weights"], [LR * BATCH * 8 / 96] * 3)
-    np.testing.assert_allclose(exact.values["value"], exact.scores.sum(axis=1))
-    assert exact.values["n_generated"].sum() == 24 * 10
-    assert list(exact.values["train_id"]) == list(train.ids)
+    np.testing.assert_allclose(exact.values, exact.scores.sum(axis=0))
     assert {"total", "train_gradients", "query_gradients", "scores"} <= exact.timings.keys()
     assert exact.timings["total"] >= exact.timings["train_gradients"] > 0
     saved = np.load(exact.save(tmp_path)["scores"])
     np.testing.assert_array_equal(saved["scores"], exact.scores)
+    np.testing.assert_array_equal(saved["index"], exact.index)
 
 
-def test_snapshot_weights_follow_the_used_steps(run: Path) -> None:
-    one = VAETracIn(run, snapshots=1, cache_dir=None, progress=False)
+def test_registered_name_builds_the_same_method(run: Path, train: ImageSet, duplicates: tuple[np.ndarray, ImageSet],
+                                                exact: Attribution) -> None:
+    again = create_attributor("vae-tracin", draws=DRAWS, cache_dir=None, progress=False).fit(train, run)
+    np.testing.assert_array_equal(again.score(duplicates[1]).scores, exact.scores)
+
+
+def test_snapshot_weights_follow_the_used_steps(run: Path, train: ImageSet) -> None:
+    one = VAETracIn(snapshots=1, cache_dir=None, progress=False).fit(train, run)
     assert [s for s, _ in one.used] == [24]
     assert vt.checkpoint_weights([24], LR, BATCH, 96) == pytest.approx([LR * BATCH * 24 / 96])
     assert [s for s, _ in vt.select_snapshots(one.available, 2)] == [8, 24]
 
 
 def test_projection_agrees_with_exact_scores(run: Path, train: ImageSet, duplicates: tuple[np.ndarray, ImageSet],
-                                             exact: TracInResult) -> None:
-    projected = VAETracIn(run, draws=DRAWS, projection_dim=256, cache_dir=None, progress=False).value(
-        train, duplicates[1], k=10)
-    rho = [spearmanr(exact.scores[:, j], projected.scores[:, j])[0] for j in range(exact.scores.shape[1])]
+                                             exact: Attribution) -> None:
+    projected = VAETracIn(draws=DRAWS, projection_dim=256, cache_dir=None, progress=False).fit(
+        train, run).score(duplicates[1])
+    rho = [spearmanr(exact.scores[j], projected.scores[j])[0] for j in range(exact.n_generated)]
     assert np.mean(rho) > 0.9, rho
     assert projected.config["projection"]["dim"] == 256
     assert projected.config["reductions"][0].startswith("gradients projected to 256 dimensions")
 
 
 def test_projection_is_a_fixed_linear_map() -> None:
-    proj = vt.RademacherProjection(dim=64, num_params=vt.PROJECTION_BLOCK + 100, seed=3)
+    proj = gradients.RademacherProjection(dim=64, num_params=gradients.PROJECTION_BLOCK + 100, seed=3)
     g = torch.randn(5, proj.num_params)
     out = proj(g)
     np.testing.assert_allclose(proj(g[2:3]).numpy(), out[2:3].numpy(), rtol=1e-4, atol=1e-3)
-    again = vt.RademacherProjection(dim=64, num_params=proj.num_params, seed=3)
+    again = gradients.RademacherProjection(dim=64, num_params=proj.num_params, seed=3)
     assert torch.equal(again(g), out)
-    other = vt.RademacherProjection(dim=64, num_params=proj.num_params, seed=4)
+    other = gradients.RademacherProjection(dim=64, num_params=proj.num_params, seed=4)
     assert not torch.allclose(other(g), out)
     # Inner products are preserved on average: E[(Rx)·(Ry)] = x·y.
     ratio = (out * out).sum(1) / (g * g).sum(1)
@@ -109,20 +116,27 @@ def test_projection_is_a_fixed_linear_map() -> None:
 
 def test_identical_class_ratio_accepts_the_result(run: Path, train: ImageSet, digits16: ImageSet) -> None:
     queries = digits16.subset(range(1500, 1510), "held-out")
-    result = VAETracIn(run, draws=DRAWS, snapshots=1, cache_dir=None, progress=False).value(train, queries, k=20)
-    rho = identical_class_ratio(result.topk_indices(), train.labels, queries.labels, ks=(5, 20))
-    assert list(rho.index) == [5, 20] and ((rho >= 0) & (rho <= 1)).all()
-    assert set(result.contributors["generated_id"]) == set(queries.ids)
+    result = VAETracIn(draws=DRAWS, snapshots=1, cache_dir=None, progress=False).fit(train, run).score(queries)
+    rho = identical_class_ratio(result, train.labels, queries.labels, ks=(5, 20))
+    top = result.top_k(20)
+    expected = [(train.labels[top[:, :k]] == queries.labels[:, None]).mean() for k in (5, 20)]
+    assert list(rho.index) == [5, 20]
+    np.testing.assert_allclose(rho.to_numpy(), expected)
 
 
 def test_subset_rows_match_the_full_run(run: Path, train: ImageSet, duplicates: tuple[np.ndarray, ImageSet],
-                                        exact: TracInResult) -> None:
-    sub = VAETracIn(run, draws=DRAWS, train_subset=40, cache_dir=None, progress=False).value(
-        train, duplicates[1], k=10)
-    rows = sub.scored_index
-    assert len(rows) == 40 and np.isin(sub.topk_indices(), rows).all()
+                                        exact: Attribution) -> None:
+    sub = VAETracIn(draws=DRAWS, train_subset=40, cache_dir=None, progress=False).fit(train, run).score(
+        duplicates[1])
+    rows = sub.index[0]
+    assert sub.scores.shape == (24, 40) and (sub.index == rows).all()
+    assert np.isin(sub.top_k(10), rows).all()
+    # Unscored training images count 0 in the dense matrix and the values.
+    assert (sub.matrix()[:, np.setdiff1d(np.arange(96), rows)] == 0).all()
+    assert (sub.values[np.setdiff1d(np.arange(96), rows)] == 0).all()
     # Noise depends on the image's position only, so a subset scores its rows as the full run does.
-    np.testing.assert_allclose(sub.scores, exact.scores[rows], rtol=1e-4, atol=1e-6 * np.abs(exact.scores).max())
+    np.testing.assert_allclose(sub.scores, exact.scores[:, rows], rtol=1e-4,
+                               atol=1e-6 * np.abs(exact.scores).max())
     assert "training subset: 40 of 96 images" in sub.config["reductions"][0]
     labels = train.labels[rows]
     assert sorted(np.unique(labels)) == sorted(np.unique(train.labels))  # stratified
@@ -135,27 +149,27 @@ def test_cache_reuse_and_invalidation(run: Path, train: ImageSet, duplicates: tu
     queries = duplicates[1].subset(range(4))
     kwargs = {"draws": 2, "snapshots": 1, "train_subset": 32, "projection_dim": projection_dim,
               "cache_dir": tmp_path, "progress": False}
-    first = VAETracIn(run, **kwargs).value(train, queries, k=5)
+    first = VAETracIn(**kwargs).fit(train, run).score(queries)
     folders = sorted(p.name for p in tmp_path.iterdir())
 
     def refuse(*args: object) -> torch.Tensor:
         raise AssertionError("a cached stage was recomputed")
 
     monkeypatch.setattr(VAETracIn, "per_sample_gradients", refuse)
-    again = VAETracIn(run, **kwargs).value(train, queries, k=5)
+    again = VAETracIn(**kwargs).fit(train, run).score(queries)
     np.testing.assert_array_equal(again.scores, first.scores)
     assert sorted(p.name for p in tmp_path.iterdir()) == folders
     monkeypatch.undo()
 
-    changed = VAETracIn(run, **{**kwargs, "draws": 3}).value(train, queries, k=5)
+    changed = VAETracIn(**{**kwargs, "draws": 3}).fit(train, run).score(queries)
     assert not np.allclose(changed.scores, first.scores)
     assert len(list(tmp_path.iterdir())) > len(folders)
 
 
 def test_mse_loss_is_the_reference_formula(run: Path, train: ImageSet) -> None:
-    tracin = VAETracIn(run, loss="mse", cache_dir=None, progress=False)
+    tracin = VAETracIn(loss="mse", cache_dir=None, progress=False).fit(train, run)
     x = train.images[:3].float() / 255
-    eps = vt.image_noise(0, 0, np.arange(3), 5, 8)
+    eps = gradients.image_noise(0, 0, np.arange(3), 5, 8)
     mu, logvar = tracin.vae.encode(x)
     z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps
     sq = torch.stack([(tracin.vae.decode(z[:, s]) - x).pow(2).flatten(1).sum(1) for s in range(5)], 1)
@@ -169,30 +183,34 @@ def test_bad_inputs_raise_clear_errors(run: Path, train: ImageSet, digits16: Ima
     empty.mkdir()
     (empty / "params.json").write_text((run / "params.json").read_text())
     with pytest.raises(ValueError, match="no weight snapshots"):
-        VAETracIn(empty, cache_dir=None)
+        VAETracIn(cache_dir=None).fit(train, empty)
     with pytest.raises(ValueError, match="neither a zoo generator name nor a training run"):
-        VAETracIn(tmp_path / "missing", cache_dir=None)
+        VAETracIn(cache_dir=None).fit(train, tmp_path / "missing")
     with pytest.raises(ValueError, match="needs a VAE"):
-        VAETracIn("mnist-gan", cache_dir=None)
+        VAETracIn(cache_dir=None).fit(train, "mnist-gan")
+    with pytest.raises(ValueError, match="needs the trained β-VAE"):
+        VAETracIn(cache_dir=None).fit(train)
     with pytest.raises(ValueError, match="loss must be one of"):
-        VAETracIn(run, loss="l1", cache_dir=None)
+        VAETracIn(loss="l1", cache_dir=None)
     with pytest.raises(ValueError, match="draws must be a positive integer"):
-        VAETracIn(run, draws=0, cache_dir=None)
-    tracin = VAETracIn(run, draws=1, cache_dir=None, progress=False)
+        VAETracIn(draws=0, cache_dir=None)
+    with pytest.raises(RuntimeError, match="call fit"):
+        VAETracIn(cache_dir=None).score(train)
+    tracin = VAETracIn(draws=1, cache_dir=None, progress=False).fit(train, run)
     wrong = ImageSet(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), np.arange(2))
     with pytest.raises(ValueError, match=r"query images are \(1, 28, 28\); the VAE .* expects \(1, 16, 16\)"):
-        tracin.value(train, wrong, k=5)
+        tracin.score(wrong)
     with pytest.raises(ValueError, match="training images are"):
-        tracin.value(wrong, train.subset(range(2)), k=1)
-    with pytest.raises(ValueError, match="k=97 must be between 1 and the 96 scored training images"):
-        tracin.value(train, train.subset(range(2)), k=97)
+        VAETracIn(cache_dir=None).fit(wrong, run)
+    with pytest.raises(ValueError, match="k=97 must be between 1 and the 96 training images vae-tracin scores"):
+        tracin.score(train.subset(range(2))).top_k(97)
     with pytest.raises(ValueError, match="train_subset=500 exceeds the training set"):
-        VAETracIn(run, train_subset=500, cache_dir=None, progress=False).value(train, train.subset(range(2)), k=1)
+        VAETracIn(train_subset=500, cache_dir=None, progress=False).fit(train, run)
     with pytest.warns(UserWarning, match="not the set the VAE"):
-        tracin.value(digits16.subset(range(100, 130)), train.subset(range(2)), k=1)
+        VAETracIn(cache_dir=None).fit(digits16.subset(range(100, 130)), run)
 
 
-def test_profiles_define_the_settings(run: Path) -> None:
+def test_profiles_define_the_settings(run: Path, train: ImageSet) -> None:
     for name, profile in PROFILES.items():
         settings = profile["baselines"]["vae_tracin"]
         assert set(settings) == {"draws", "loss", "projection_dim", "snapshots", "train_subset", "seed",
@@ -200,9 +218,11 @@ def test_profiles_define_the_settings(run: Path) -> None:
     paper = PROFILES["paper"]["baselines"]["vae_tracin"]
     assert paper["draws"] == 16 and paper["train_subset"] is None and paper["snapshots"] is None
     assert paper["projection_dim"] is None
-    ci = VAETracIn.from_profile(run, "ci", cache_dir=None, progress=False)
-    assert (ci.draws, ci.train_subset, [s for s, _ in ci.used]) == (4, 200, [24])
+    ci = VAETracIn.from_profile("ci", cache_dir=None, progress=False)
+    assert (ci.draws, ci.train_subset, ci.profile) == (4, 200, "ci")
+    ci = VAETracIn.from_profile("ci", cache_dir=None, progress=False, train_subset=None).fit(train, run)
+    assert (ci.draws, [s for s, _ in ci.used]) == (4, [24])
     # A profile dict works as a name does (the zoo's functions take either).
     edited = {**PROFILES["ci"], "baselines": {**PROFILES["ci"]["baselines"],
                                               "vae_tracin": {**PROFILES["ci"]["baselines"]["vae_tracin"], "draws": 2}}}
-    assert VAETracIn.from_profile(run, edited, cache_dir=None, progress=False).draws == 2
+    assert VAETracIn.from_profile(edited, cache_dir=None, progress=False).draws == 2

@@ -6,12 +6,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from gmval import counterfactual as cf
-from gmval.baselines.vae_tracin import TracInResult
+from gmval.attribution import Attribution, create_attributor
+from gmval.counterfactual.removal import _top_k
 from gmval.images import ImageSet
 from gmval.models import diffusion as diffusion_module
 from gmval.models import vae as vae_module
@@ -136,48 +136,38 @@ def small(digits16: ImageSet) -> tuple[ImageSet, ImageSet]:
     return train, generated
 
 
-def test_attribution_matrix_of_gmvaluator_places_contributions(small: tuple[ImageSet, ImageSet]) -> None:
+def test_gmvaluator_attribution_places_contributions(small: tuple[ImageSet, ImageSet]) -> None:
     train, generated = small
     res = Valuator("pixels", k=5, cache_dir=None, progress=False).fit(train).value(generated)
-    dense = cf.attribution_matrix(res, len(train))
+    attribution = res.attribution()
+    assert attribution.method == "gmvaluator" and attribution.detail is res
+    dense = attribution.matrix()
     assert dense.shape == (6, 200)
     assert ((dense > 0).sum(axis=1) == 5).all()
     top, contrib = res.topk_indices(), res.contributors["contribution"].to_numpy().reshape(6, 5)
     np.testing.assert_allclose(np.take_along_axis(dense, top, axis=1), contrib)
+    np.testing.assert_array_equal(attribution.top_k(5), top)  # highest contribution = nearest first
     np.testing.assert_allclose(dense.sum(axis=1), 1.0)  # no quality model: q_j = 1, weights sum to 1
-    np.testing.assert_allclose(cf.attribution_matrix(res, 200, column="weight"), dense)
-    with pytest.raises(ValueError, match="values 200 training images"):
-        cf.attribution_matrix(res, 150)
+    np.testing.assert_allclose(attribution.values, res.values["value"])
+    np.testing.assert_allclose(res.attribution("weight").matrix(), dense)
     with pytest.raises(ValueError, match="no column"):
-        cf.attribution_matrix(res, 200, column="nope")
+        res.attribution("nope")
     broken = ValuationResult(res.values, res.contributors.assign(contribution=np.nan), {}, res.config)
     with pytest.raises(ValueError, match="NaN"):
-        cf.attribution_matrix(broken, 200)
-
-
-def test_attribution_matrix_of_tracin_uses_its_full_scores() -> None:
-    scores = np.arange(12, dtype=float).reshape(4, 3)  # 4 scored training images x 3 queries
-    res = TracInResult(pd.DataFrame(), pd.DataFrame(), {}, {"n_train": 6}, scores=scores,
-                       scored_index=np.array([0, 2, 3, 5]))
-    dense = cf.attribution_matrix(res, 6)
-    assert dense.shape == (3, 6)
-    np.testing.assert_array_equal(dense[:, [0, 2, 3, 5]], scores.T)
-    np.testing.assert_array_equal(dense[:, [1, 4]], 0.0)
-    with pytest.raises(ValueError, match="GMValuator results only"):
-        cf.attribution_matrix(res, 6, column="weight")
+        broken.attribution()
 
 
 def test_pixel_attribution_scores_an_exact_copy_highest(small: tuple[ImageSet, ImageSet]) -> None:
     train, _ = small
     copies = ImageSet(train.images[[7, 42]].clone(), np.arange(2), name="copies")
-    dense = cf.pixel_attribution(train, copies)
+    dense = create_attributor("pixel").fit(train).score(copies).scores
     assert dense.shape == (2, 200) and (dense <= 0).all()
     np.testing.assert_array_equal(dense.argmax(axis=1), [7, 42])
     assert dense[0, 7] == 0.0
-    topk = cf.pixel_attribution(train, copies, k=10)
+    topk = create_attributor("pixel", k=10).fit(train).score(copies).scores
     assert (topk.sum(axis=1) == 10).all() and topk[0, 7] == 1.0 and topk[1, 42] == 1.0
     with pytest.raises(ValueError, match="k=201"):
-        cf.pixel_attribution(train, copies, k=201)
+        create_attributor("pixel", k=201).fit(train).score(copies)
 
 
 # --------------------------------------------------------------------------- retraining
@@ -185,7 +175,8 @@ def test_pixel_attribution_scores_an_exact_copy_highest(small: tuple[ImageSet, I
 def _trainer(train: ImageSet, tmp: Path, lr: float = 3e-3, **kw: object) -> cf.SubsetTrainer:
     args: dict = {"checkpoint_seconds": 600.0, "root": tmp / "models", "cache": tmp / "cache", "full_keep_every": 4}
     args.update(kw)
-    return cf.SubsetTrainer(train, cf.VAERecipe(TINY, epochs=1, batch_size=16, lr=lr), **args)
+    return cf.SubsetTrainer(train, cf.Recipe("vae", TINY, epochs=1, batch_size=16,
+                                             hyper={"optimizer": "adam", "lr": lr}), **args)
 
 
 def _step_counter(monkeypatch: pytest.MonkeyPatch, task: type) -> list[int]:
@@ -222,7 +213,7 @@ def test_end_to_end_losses_are_finite_and_retrains_are_cached(small: tuple[Image
     assert len(count_steps) == 4 * 6  # 100 // 16 steps per subset model
     # Models differ by subset, so the losses do too.
     assert np.ptp(losses, axis=0).min() > 0
-    res = cf.lds(cf.pixel_attribution(train, generated), masks, losses, n_boot=50)
+    res = cf.lds(create_attributor("pixel").fit(train).score(generated).matrix(), masks, losses, n_boot=50)
     assert -1.0 <= res.low <= res.mean <= res.high <= 1.0
     # Second call: nothing is trained, and the losses are identical.
     count_steps.clear()
@@ -322,7 +313,7 @@ def test_retrain_without_topk_at_small_scale(small: tuple[ImageSet, ImageSet], t
     train, _ = small
     trainer = _trainer(train, tmp_path)
     generated = trainer.generate(trainer.fit(trainer.full_mask()), 4, seed=2)
-    methods = {"pixel": cf.pixel_attribution(train, generated)}
+    methods = {"pixel": create_attributor("pixel").fit(train).score(generated)}
     count_steps.clear()
     table = cf.retrain_without_topk(trainer, methods, generated, samples=[1], ks=[5, 20], draws=4)
     assert list(table.columns) == ["sample", "k", "method", "loss_full", "loss_removed", "delta"]
@@ -337,14 +328,15 @@ def test_retrain_without_topk_at_small_scale(small: tuple[ImageSet, ImageSet], t
         cf.retrain_without_topk(trainer, methods, generated, samples=[9], ks=[5])
     with pytest.raises(ValueError, match="built-in"):
         cf.retrain_without_topk(trainer, {"random": methods["pixel"]}, generated, samples=[0], ks=[5])
-    with pytest.raises(ValueError, match="shape"):
-        cf.retrain_without_topk(trainer, {"p": methods["pixel"][:, :5]}, generated, samples=[0], ks=[5])
+    with pytest.raises(ValueError, match="scores 5 training images for 4 generated ones, expected 200 for 4"):
+        cf.retrain_without_topk(trainer, {"p": Attribution("p", 5, methods["pixel"].scores[:, :5])}, generated,
+                                samples=[0], ks=[5])
 
 
 def test_top_k_breaks_ties_at_random_not_by_index() -> None:
     row = np.zeros(1000)
     row[[900, 901]] = [2.0, 1.0]
-    top = cf._top_k(row, 50, np.random.default_rng(0))
+    top = _top_k(row, 50, np.random.default_rng(0))
     assert list(top[:2]) == [900, 901]
     assert np.median(top[2:]) > 200  # index order would pick 0..47
 
@@ -383,8 +375,8 @@ TINY_DIFFUSION = DiffusionConfig(1, 16, 10, block_out_channels=(8, 16), attentio
 
 
 def _diffusion_trainer(train: ImageSet, tmp: Path, **kw: object) -> cf.SubsetTrainer:
-    recipe = cf.DiffusionRecipe(TINY_DIFFUSION, epochs=1, batch_size=16, lr=2e-3, ema_decay=0.9, sampling_steps=2,
-                                loss_timesteps=3)
+    recipe = cf.Recipe("diffusion", TINY_DIFFUSION, epochs=1, batch_size=16, hyper={"lr": 2e-3, "ema_decay": 0.9},
+                       sampling={"sampling_steps": 2, "guidance_scale": 2.0}, loss={"timesteps": 3})
     args: dict = {"checkpoint_seconds": 600.0, "root": tmp / "models", "cache": tmp / "cache"}
     args.update(kw)
     return cf.SubsetTrainer(train, recipe, **args)
@@ -470,7 +462,8 @@ def test_diffusion_subset_models_are_cached_and_reloaded(
                     strict=True):
         torch.testing.assert_close(a, b)
     # Another recipe is another model, trained anew.
-    slower = cf.DiffusionRecipe(TINY_DIFFUSION, epochs=1, batch_size=16, lr=1e-3, ema_decay=0.9, loss_timesteps=3)
+    slower = cf.Recipe("diffusion", TINY_DIFFUSION, epochs=1, batch_size=16, hyper={"lr": 1e-3, "ema_decay": 0.9},
+                       sampling={"sampling_steps": 25, "guidance_scale": 2.0}, loss={"timesteps": 3})
     other = cf.SubsetTrainer(trainer.train, slower, root=trainer.root, cache=None)
     assert other.folder(masks[0], 0) != trainer.folder(masks[0], 0)
     other.fit(masks[0])
@@ -480,7 +473,7 @@ def test_diffusion_subset_models_are_cached_and_reloaded(
 def test_retrain_without_topk_works_for_the_diffusion_recipe(
         diffusion_models: tuple[cf.SubsetTrainer, np.ndarray, ImageSet]) -> None:
     trainer, _, generated = diffusion_models
-    methods = {"pixel": cf.pixel_attribution(trainer.train, generated)}
+    methods = {"pixel": create_attributor("pixel").fit(trainer.train).score(generated)}
     table = cf.retrain_without_topk(trainer, methods, generated, samples=[0], ks=[20], draws=1)
     assert len(table) == 2 and np.isfinite(table["delta"]).all()
     summary = cf.removal_summary(table)
@@ -491,9 +484,13 @@ def test_recipes_come_from_profile_entries(small: tuple[ImageSet, ImageSet]) -> 
     train, _ = small
     vae = cf.recipe_from_settings(PROFILES["ci"]["counterfactual"], train)
     diffusion = cf.recipe_from_settings(PROFILES["ci"]["counterfactual_diffusion"], train)
-    assert isinstance(vae, cf.VAERecipe) and isinstance(diffusion, cf.DiffusionRecipe)
+    assert (vae.kind, diffusion.kind) == ("vae", "diffusion")
+    assert vae.hyper == {"optimizer": PROFILES["ci"]["counterfactual"]["vae"]["optimizer"],
+                         "lr": PROFILES["ci"]["counterfactual"]["vae"]["lr"]}
     assert diffusion.config.num_classes == 10 and diffusion.config.image_size == 16
-    assert diffusion.loss_timesteps == PROFILES["ci"]["counterfactual_diffusion"]["loss_timesteps"]
+    assert diffusion.loss == {"timesteps": PROFILES["ci"]["counterfactual_diffusion"]["loss_timesteps"]}
+    with pytest.raises(ValueError, match="a gan has no measured loss"):
+        cf.Recipe("gan", None, epochs=1, batch_size=16, hyper={})
     both = {**PROFILES["ci"]["counterfactual"], "diffusion": PROFILES["ci"]["counterfactual_diffusion"]["diffusion"]}
     with pytest.raises(ValueError, match="exactly one recipe"):
         cf.recipe_from_settings(both, train)
@@ -512,11 +509,14 @@ def test_lds_table_and_seed_agreement(small: tuple[ImageSet, ImageSet], tmp_path
     agreement = cf.seed_agreement(trainer, masks, generated, draws=2, loss_seed=0)
     assert agreement.shape == (5,) and np.all((agreement >= -1) & (agreement <= 1))
     assert cf.seed_agreement(_trainer(train, tmp_path), masks, generated, draws=2, loss_seed=0) is None
-    methods = {"pixel": cf.pixel_attribution(train, generated), "zero": np.zeros((5, len(train)))}
+    methods = {"pixel": create_attributor("pixel").fit(train).score(generated),
+               "zero": Attribution("zero", len(train), np.zeros((5, len(train))))}
     table = cf.lds_table(methods, {"pixel": ("pixel-l2", "none")}, masks, losses, n_boot=20)
     assert list(table["method"]) == ["pixel", "zero"] and list(table["distance"]) == ["pixel-l2", "-"]
     assert table.loc[1, "n_constant"] == 5 and table.loc[1, "lds"] == 0.0
-    assert table.loc[0, "lds"] == cf.lds(methods["pixel"], masks, losses, n_boot=20).mean
+    assert table.loc[0, "lds"] == cf.lds(methods["pixel"].matrix(), masks, losses, n_boot=20).mean
+    with pytest.raises(ValueError, match="scores 199 training images, the masks 200"):
+        cf.lds_table({"short": Attribution("short", 199, np.zeros((5, 199)))}, {}, masks, losses)
 
 
 def test_lds_interval_covers_model_level_noise() -> None:

@@ -12,9 +12,9 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from gmval import counterfactual as cf
+from gmval.attribution import Attribution
 from gmval.baselines import trak as trak_module
-from gmval.baselines.trak import TRAK, DiffusionLoss, TRAKResult, VAELoss, trak_scores
+from gmval.baselines.trak import TRAK, DiffusionLoss, VAELoss, trak_scores
 from gmval.images import ImageSet
 from gmval.models.diffusion import DiffusionConfig, train_diffusion
 from gmval.models.training import TrainConfig
@@ -93,8 +93,8 @@ def test_trak_predicts_exact_leave_one_out_retraining_of_least_squares() -> None
     keep = ~np.eye(80, dtype=bool)
     truth = np.stack([query_loss(_least_squares(x[keep[i]], y[keep[i]])) for i in range(80)], axis=1)
     truth -= query_loss(theta)[:, None]
-    scores = TRAK([model], SquaredError(), projection_dim=32, ridge=1e-6, cache_dir=None, progress=False,
-                  device="cpu").scores(train, queries)
+    scores = TRAK(SquaredError(), projection_dim=32, ridge=1e-6, cache_dir=None, progress=False,
+                  device="cpu").fit(train, model).score(queries).matrix()
     assert scores.shape == (6, 80)
     rho = [spearmanr(scores[j], truth[j])[0] for j in range(6)]
     # Positive score = removal raises the loss: the same sign as the truth, per query.
@@ -144,37 +144,35 @@ def gradient_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_training_gradients_are_streamed_in_chunks(small: tuple[ImageSet, ImageSet], vae: nn.Module,
                                                    gradient_calls: list[int]) -> None:
     train, queries = small
-    streamed = TRAK([vae], VAELoss(draws=2), projection_dim=16, chunk_size=32, cache_dir=None, progress=False,
-                    device="cpu").scores(train, queries)
+    streamed = TRAK(VAELoss(draws=2), projection_dim=16, chunk_size=32, cache_dir=None, progress=False,
+                    device="cpu").fit(train, [vae]).score(queries).scores
     # Never more than one chunk of per-parameter gradients at once: 120 training images as 32+32+32+24.
     assert gradient_calls == [32, 32, 32, 24, 5]
     gradient_calls.clear()
-    whole = TRAK([vae], VAELoss(draws=2), projection_dim=16, chunk_size=500, cache_dir=None, progress=False,
-                 device="cpu").scores(train, queries)
+    whole = TRAK(VAELoss(draws=2), projection_dim=16, chunk_size=500, cache_dir=None, progress=False,
+                 device="cpu").fit(train, [vae]).score(queries).scores
     assert gradient_calls == [120, 5]
     np.testing.assert_allclose(streamed, whole, rtol=1e-4, atol=1e-8)
 
 
-def test_vae_trak_result_is_cached_and_fits_the_lds_layout(small: tuple[ImageSet, ImageSet], vae: nn.Module,
-                                                           tmp_path: Path, gradient_calls: list[int]) -> None:
+def test_vae_trak_result_is_cached_and_dense(small: tuple[ImageSet, ImageSet], vae: nn.Module,
+                                             tmp_path: Path, gradient_calls: list[int]) -> None:
     train, queries = small
-    trak = TRAK([vae], VAELoss(draws=2), projection_dim=16, cache_dir=tmp_path, progress=False, device="cpu")
-    result = trak.value(train, queries, k=10)
-    assert isinstance(result, TRAKResult) and result.scores.shape == (120, 5)
-    assert np.isfinite(result.scores).all() and result.config["method"] == "trak"
-    dense = cf.attribution_matrix(result, len(train))
-    np.testing.assert_array_equal(dense, result.scores.T)
-    top = result.contributors.query("generated_index == 0")["train_index"].to_numpy()
-    np.testing.assert_array_equal(top, np.argsort(-result.scores[:, 0], kind="stable")[:10])
+    trak = TRAK(VAELoss(draws=2), projection_dim=16, cache_dir=tmp_path, progress=False, device="cpu")
+    result = trak.fit(train, vae).score(queries)
+    assert isinstance(result, Attribution) and result.method == "trak" and result.index is None
+    assert result.scores.shape == (5, 120) and np.isfinite(result.scores).all()
+    np.testing.assert_array_equal(result.matrix(), result.scores)
+    np.testing.assert_array_equal(result.top_k(10)[0], np.argsort(-result.scores[0], kind="stable")[:10])
     assert sum(gradient_calls) == 125
     gradient_calls.clear()
-    again = TRAK([vae], VAELoss(draws=2), projection_dim=16, cache_dir=tmp_path, progress=False,
-                 device="cpu").scores(train, queries)
+    again = TRAK(VAELoss(draws=2), projection_dim=16, cache_dir=tmp_path, progress=False,
+                 device="cpu").fit(train, vae).score(queries).scores
     assert gradient_calls == []  # both feature sets came from the cache
-    np.testing.assert_allclose(again, result.scores.T)
+    np.testing.assert_allclose(again, result.scores)
     # Other noise is another loss: recomputed, and different.
-    other = TRAK([vae], VAELoss(draws=2, seed=1), projection_dim=16, cache_dir=tmp_path, progress=False,
-                 device="cpu").scores(train, queries)
+    other = TRAK(VAELoss(draws=2, seed=1), projection_dim=16, cache_dir=tmp_path, progress=False,
+                 device="cpu").fit(train, vae).score(queries).scores
     assert gradient_calls and not np.allclose(other, again)
 
 
@@ -182,31 +180,36 @@ def test_diffusion_trak_ensembles_models_and_needs_labels(small: tuple[ImageSet,
     train, queries = small
     models = [_diffusion(train, tmp_path / f"seed{s}", s) for s in (0, 1)]
     loss = DiffusionLoss(timesteps=3, draws=1)
-    singles = [TRAK([m], loss, projection_dim=32, cache_dir=tmp_path / "cache", progress=False,
-                    device="cpu").scores(train, queries) for m in models]
+    singles = [TRAK(loss, projection_dim=32, cache_dir=tmp_path / "cache", progress=False,
+                    device="cpu").fit(train, m).score(queries).scores for m in models]
     assert all(s.shape == (5, 120) and np.isfinite(s).all() for s in singles)
     assert not np.allclose(singles[0], singles[1])  # the seeds gave different models
-    both = TRAK(models, loss, projection_dim=32, cache_dir=tmp_path / "cache", progress=False,
-                device="cpu").scores(train, queries)
+    both = TRAK(loss, projection_dim=32, cache_dir=tmp_path / "cache", progress=False,
+                device="cpu").fit(train, models).score(queries).scores
     np.testing.assert_allclose(both, (singles[0] + singles[1]) / 2)
     unlabelled = ImageSet(queries.images, queries.ids, name="no-labels")
     with pytest.raises(ValueError, match="no labels"):
-        TRAK(models[:1], loss, projection_dim=8, cache_dir=None, progress=False).scores(train, unlabelled)
+        TRAK(loss, projection_dim=8, cache_dir=None, progress=False).fit(train, models[:1]).score(unlabelled)
 
 
 def test_trak_rejects_bad_settings(small: tuple[ImageSet, ImageSet], vae: nn.Module) -> None:
     train, queries = small
     with pytest.raises(ValueError, match="at least one"):
-        TRAK([], VAELoss())
+        TRAK(VAELoss()).fit(train, [])
+    with pytest.raises(ValueError, match="at least one"):
+        TRAK(VAELoss()).fit(train)
     with pytest.raises(ValueError, match="projection_dim"):
-        TRAK([vae], VAELoss(), projection_dim=0)
+        TRAK(VAELoss(), projection_dim=0)
     with pytest.raises(ValueError, match="ridge"):
-        TRAK([vae], VAELoss(), ridge=-1.0)
+        TRAK(VAELoss(), ridge=-1.0)
     with pytest.raises(ValueError, match="parameter counts"):
-        TRAK([vae, nn.Linear(2, 2)], VAELoss())
+        TRAK(VAELoss()).fit(train, [vae, nn.Linear(2, 2)])
+    with pytest.raises(RuntimeError, match="call fit"):
+        TRAK(VAELoss()).score(queries)
     with pytest.raises(ValueError, match="draws"):
         VAELoss(draws=0)
     with pytest.raises(ValueError, match="timesteps"):
         DiffusionLoss(timesteps=0)
     with pytest.raises(ValueError, match="k=121"):
-        TRAK([vae], VAELoss(draws=1), projection_dim=8, cache_dir=None, progress=False).value(train, queries, k=121)
+        TRAK(VAELoss(draws=1), projection_dim=8, cache_dir=None, progress=False).fit(train, vae).score(
+            queries).top_k(121)

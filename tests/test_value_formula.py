@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gmval.attribution import Attribution
 from gmval.evaluation import identical_attribute_ratio, identical_class_ratio, one_sided_ttest, value_ranks
 from gmval.value import contribution_weights, contributions, data_values, resolve_temperature
 
@@ -55,20 +56,25 @@ def test_quality_shape_is_checked() -> None:
 
 
 def test_identical_class_ratio() -> None:
-    topk = np.array([[0, 1, 2, 3], [3, 2, 1, 0]])
+    # Each generated image's contributors are its highest-scored training images, highest first.
+    scores = np.array([[4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0]])
     train_labels = np.array([0, 0, 1, 1])
-    rho = identical_class_ratio(topk, train_labels, np.array([0, 1]), ks=(1, 2, 4))
+    rho = identical_class_ratio(Attribution("m", 4, scores), train_labels, np.array([0, 1]), ks=(1, 2, 4))
     assert rho.to_dict() == {1: 1.0, 2: 1.0, 4: 0.5}
-    with pytest.raises(ValueError, match="exceeds"):
-        identical_class_ratio(topk, train_labels, np.array([0, 1]), ks=(5,))
+    # A sparse result ranks only the images it scored: here image 3 first for generated image 0.
+    sparse = Attribution("m", 4, np.array([[0.1, 0.9], [0.5, 0.5]]), index=np.array([[0, 3], [2, 0]]))
+    assert identical_class_ratio(sparse, train_labels, np.array([0, 1]), ks=(1, 2)).to_dict() == {1: 0.5, 2: 0.5}
+    with pytest.raises(ValueError, match="k=5 must be between 1 and the 4 training images"):
+        identical_class_ratio(Attribution("m", 4, scores), train_labels, np.array([0, 1]), ks=(5,))
 
 
 def test_identical_attribute_ratio_requires_all_attributes() -> None:
     tr = pd.DataFrame({"hat": [1, 1, 0], "glasses": [1, 0, 0]}).astype(bool)
     gen = pd.DataFrame({"hat": [1], "glasses": [1]}).astype(bool)
-    topk = np.array([[0, 1, 2]])
-    assert identical_attribute_ratio(topk, tr, gen, ["hat"], ks=(3,))[3] == pytest.approx(2 / 3)
-    assert identical_attribute_ratio(topk, tr, gen, ["hat", "glasses"], ks=(3,))[3] == pytest.approx(1 / 3)
+    scores = Attribution("m", 3, np.array([[0.2, 0.3, 0.1]]))  # contributors 1, 0, 2
+    assert identical_attribute_ratio(scores, tr, gen, ["hat"], ks=(1, 3)).to_dict() == pytest.approx({1: 1, 3: 2 / 3})
+    assert identical_attribute_ratio(scores, tr, gen, ["hat", "glasses"], ks=(1, 2, 3)).to_dict() == pytest.approx(
+        {1: 0.0, 2: 0.5, 3: 1 / 3})
 
 
 def test_value_ranks_and_ttest() -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gmval import paths, reproduction, verdicts
+from gmval.attribution import Attribution
 from gmval.evaluation import c1_table, c3_metrics
 from gmval.generator_quality import confident_share
 from gmval.models.fid import blur, confident_mask
@@ -214,29 +215,31 @@ def test_render_readme_replaces_only_the_block() -> None:
 def test_c3_metrics_counts_ties_half() -> None:
     # 8 clean images, 2 of them at value 0; 2 noisy images at value 0
     values = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
-    m = c3_metrics(values, np.array([8, 9]))
+    # Two generated images whose scores sum to the values: C3 ranks an attribution's values.
+    m = c3_metrics(Attribution("m", 10, np.stack([values / 4, 3 * values / 4])), np.array([8, 9]))
     # P(clean > noisy) = 6/8, ties (2 of 8) count half
     assert m["auroc"] == pytest.approx(6 / 8 + 0.5 * 2 / 8)
     assert m["clean_zero_share"] == pytest.approx(2 / 8)
     # the four zeros share rank 8.5 of 10: not in the bottom decile (> 9)
     assert m["noisy_bottom_decile"] == 0.0 and m["noisy_mean_rank_pct"] == pytest.approx(85.0)
     assert m["noisy_with_value"] == 0
-    strict = c3_metrics(np.arange(10, 0, -1, dtype=float), np.array([9]))
+    strict = c3_metrics(Attribution("m", 10, np.arange(10, 0, -1, dtype=float)[None]), np.array([9]))
     assert strict["auroc"] == 1.0 and strict["noisy_bottom_decile"] == 1.0
-    with pytest.raises(ValueError):
-        c3_metrics(values, np.arange(10))
+    with pytest.raises(ValueError, match="both noisy and clean"):
+        c3_metrics(Attribution("m", 10, values[None]), np.arange(10))
 
 
 def test_c1_table_on_confident_samples() -> None:
     train_labels = np.array([0, 0, 1, 1])
     topk = np.array([[0, 1], [0, 2], [2, 3]])
+    ranked = Attribution("m", 4, np.tile([2.0, 1.0], (3, 1)), index=topk)  # contributors in topk's order
     gen_labels = np.array([0, 0, 0])
     confident = np.array([True, True, False])
-    t = c1_table(topk, train_labels, gen_labels, ks=(1, 2), confident=confident)
+    t = c1_table(ranked, train_labels, gen_labels, ks=(1, 2), confident=confident)
     assert t["ours"].tolist() == pytest.approx([100 * 2 / 3, 100 * 3 / 6])
     assert t["ours_confident"].tolist() == pytest.approx([100.0, 75.0])
     assert t["confident_share"].iloc[0] == pytest.approx(2 / 3)
-    assert "ours_confident" not in c1_table(topk, train_labels, gen_labels, ks=(1,)).columns
+    assert "ours_confident" not in c1_table(ranked, train_labels, gen_labels, ks=(1,)).columns
 
 
 @pytest.mark.parametrize(("ours", "verdict"), [([80.0, 70.0, 65.0], SUPPORTS), ([62.0, 55.0, 51.0], PARTLY),

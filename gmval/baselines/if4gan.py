@@ -59,6 +59,10 @@ Deviations from the reference, and why:
   CPU minutes, so only the images those minibatches hold are scored (``n_traced`` > 0 in
   :attr:`IF4GANResult.values`); the rest get Δ = 0 exactly, which is their true effect.
 
+:class:`IF4GAN` is the method behind :mod:`gmval.attribution`'s interface. Its Δ_j is the
+influence on the generator's metric over fixed evaluation latents, not on one generated
+sample, so every generated image gets the same scores: the training images' values.
+
 Profile keys (``profile["baselines"]["if4gan"]``):
 
 * ``steps``: traced SGD steps; ``None`` for one epoch over the training set.
@@ -73,7 +77,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +91,8 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from gmval import paths
-from gmval.images import ImageSet, to_float
+from gmval.attribution import Attribution
+from gmval.images import ImageSet, as_imageset, to_float
 from gmval.models import zoo
 from gmval.models.classifier import Classifier
 from gmval.models.gan import DCGANDiscriminator, DCGANGenerator, GANConfig
@@ -444,9 +449,14 @@ class IF4GANResult:
 def _settings(profile: Profile) -> dict[str, Any]:
     prof = profile_settings(profile)
     try:
-        settings = dict(prof["baselines"]["if4gan"])
+        settings = prof["baselines"]["if4gan"]
     except KeyError:
         raise KeyError("the profile has no baselines.if4gan settings") from None
+    return _checked(settings)
+
+
+def _checked(settings: Mapping[str, Any]) -> dict[str, Any]:
+    settings = {key: settings[key] for key in ("steps", "lr", "eval_latents", "eval_seed", "metric")}
     if settings["metric"] not in METRICS:
         raise ValueError(f"unknown IF4GAN metric {settings['metric']!r}; available: {', '.join(METRICS)}")
     if settings["steps"] is not None and settings["steps"] < 1:
@@ -468,32 +478,23 @@ def _values_table(data: ImageSet, delta: np.ndarray, n_traced: np.ndarray, large
     return pd.DataFrame(table | {"delta": delta, "n_traced": n_traced, "value": value, "rank": ranks})
 
 
-def if4gan_values(name: str = "noisy-mnist-gan", profile: Profile = "default",
-                  root: Path | None = None, progress: bool = True) -> IF4GANResult:
-    """IF4GAN values of zoo GAN ``name``'s training images, cached by every parameter.
-
-    Loads (training first if needed) the GAN's final checkpoint, traces
-    ``baselines.if4gan.steps`` SGD steps continuing its seeded schedule, and measures V as
-    log-IS of the dataset's zoo classifier on ``eval_latents`` latents drawn from
-    ``eval_seed``. The result is stored under ``<cache>/baselines`` keyed by the
-    checkpoint (folder and step), the classifier's weights, the training set's
-    fingerprint and the settings.
-
-    Args:
-        name: a GAN of :data:`gmval.models.zoo.GENERATORS`.
-        profile: a profile name or dict with ``models`` and ``baselines.if4gan``.
-        root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
-        progress: show tqdm bars.
-
-    Raises:
-        ValueError: if ``name`` is not a GAN, or for bad settings.
-        KeyError: for an unknown name or a profile without the settings.
-    """
+def _check_gan(name: str) -> None:
     if name not in zoo.GENERATORS:
         raise KeyError(f"unknown generator {name!r}; available: {', '.join(sorted(zoo.GENERATORS))}")
     if zoo.GENERATORS[name].kind != "gan":
         raise ValueError(f"IF4GAN values GAN training sets; {name!r} is a {zoo.GENERATORS[name].kind}")
-    settings = _settings(profile)
+
+
+def _values(name: str, settings: Mapping[str, Any], profile: Profile, root: Path | None,
+            progress: bool) -> IF4GANResult:
+    """IF4GAN values of zoo GAN ``name``'s training images with checked ``settings``, cached by every parameter.
+
+    Loads (training first if needed) the GAN's final checkpoint, traces ``settings["steps"]``
+    SGD steps continuing its seeded schedule, and measures V as log-IS of the dataset's zoo
+    classifier on ``eval_latents`` latents drawn from ``eval_seed``. The result is stored
+    under ``<cache>/baselines`` keyed by the checkpoint (folder and step), the classifier's
+    weights, the training set's fingerprint and the settings.
+    """
     start = time.perf_counter()
     sampler = zoo.get_generator(name, profile, root, progress)
     folder = zoo.generator_folder(name, profile, root)
@@ -537,3 +538,65 @@ def if4gan_values(name: str = "noisy-mnist-gan", profile: Profile = "default",
               "batchnorm": "running statistics", "harmfulness": "delta (log-IS: larger is better)"}
     return IF4GANResult(values=_values_table(data, delta, n_traced), delta=delta, timings=summary["timings"],
                         config=config)
+
+
+class IF4GAN:
+    """IF4GAN as an :class:`~gmval.attribution.Attributor`: the values of a zoo GAN's training images.
+
+    Args:
+        steps / lr / eval_latents / eval_seed / metric: the profile keys (module docstring).
+        profile: the zoo profile of the GAN given to :meth:`fit`.
+        root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
+        progress: show tqdm bars.
+
+    Raises:
+        ValueError: for bad settings.
+    """
+
+    method = "if4gan"
+
+    def __init__(self, *, steps: int | None, lr: float, eval_latents: int, eval_seed: int, metric: str = "log-is",
+                 profile: Profile = "default", root: Path | None = None, progress: bool = True) -> None:
+        self.settings = _checked({"steps": steps, "lr": lr, "eval_latents": eval_latents, "eval_seed": eval_seed,
+                                  "metric": metric})
+        self.profile, self.root, self.progress = profile, root, progress
+        self.name: str | None = None
+
+    @classmethod
+    def from_profile(cls, profile: Profile = "default", **overrides: Any) -> IF4GAN:
+        """The settings of ``profile["baselines"]["if4gan"]`` with ``overrides`` on top.
+
+        ``profile`` is also the zoo profile of the GAN given to :meth:`fit`.
+        """
+        return cls(profile=profile, **{**_settings(profile), **overrides})
+
+    def fit(self, train: ImageSet | torch.Tensor | np.ndarray, model: str | None = None) -> IF4GAN:
+        """Take the GAN's training set and the zoo GAN whose SGD steps are traced.
+
+        Raises:
+            KeyError: for an unknown generator name.
+            ValueError: for no name, a generator that is not a GAN, or a training set other than
+                the one the GAN was trained on (the traced minibatches index it).
+        """
+        if model is None:
+            raise ValueError("IF4GAN needs the zoo GAN it values, e.g. 'noisy-mnist-gan'")
+        _check_gan(model)
+        if as_imageset(train, "train").fingerprint() != zoo.training_data(model, self.profile).train.fingerprint():
+            raise ValueError(f"IF4GAN replays {model}'s own training steps: "
+                             f"fit it on zoo.training_data({model!r}).train")
+        self.name = model
+        return self
+
+    def score(self, generated: ImageSet | torch.Tensor | np.ndarray) -> Attribution:
+        """Every generated image's scores: the training images' values (−harmfulness), cached by every parameter.
+
+        Raises:
+            RuntimeError: before :meth:`fit`.
+        """
+        if self.name is None:
+            raise RuntimeError("call fit(train, model) before scoring generated images")
+        result = _values(self.name, self.settings, self.profile, self.root, self.progress)
+        value = result.values["value"].to_numpy(dtype=np.float64)
+        m = len(as_imageset(generated, "generated"))
+        return Attribution(self.method, len(value), np.tile(value, (m, 1)), values=value, timings=result.timings,
+                           config=result.config, detail=result)

@@ -36,9 +36,9 @@ reuses the training features.
 
 ::
 
-    trak = TRAK([model], VAELoss(draws=4), projection_dim=1024)
-    result = trak.value(train, generated, k=100)
-    result.scores            # (n_train, m); attribution_matrix(result, n) gives (m, n)
+    trak = TRAK(VAELoss(draws=4), projection_dim=1024).fit(train, [model])
+    result = trak.score(generated)     # an Attribution
+    result.matrix()                    # (m, n_train) scores
 """
 
 from __future__ import annotations
@@ -55,14 +55,8 @@ import torch
 from torch import nn
 
 from gmval import paths
-from gmval.baselines.vae_tracin import (
-    RademacherProjection,
-    TracInResult,
-    cached_rows,
-    image_noise,
-    per_sample_gradients,
-    score_tables,
-)
+from gmval.attribution import Attribution
+from gmval.baselines.gradients import QUERY, TRAIN, RademacherProjection, image_noise, per_sample_gradients
 from gmval.images import ImageSet, as_imageset, to_float
 from gmval.models.training import default_device, weights_digest
 from gmval.stages import TimedStages
@@ -71,8 +65,6 @@ from gmval.store import ArtifactStore
 if TYPE_CHECKING:
     from gmval.models.diffusion import ConditionalDiffusion
     from gmval.models.vae import BetaVAE
-
-_TRAIN, _QUERY = 0, 1  # noise streams of training and query images
 
 
 class GradientLoss(Protocol):
@@ -186,16 +178,6 @@ class _Objective(nn.Module):
         return self.objective(self.model, x, y, noise)
 
 
-@dataclass
-class TRAKResult(TracInResult):
-    """A TRAK valuation, in :class:`~gmval.baselines.vae_tracin.TracInResult`'s layout.
-
-    ``scores`` is (n_train, m), every training image scored (``scored_index`` = 0..n-1);
-    ``values`` / ``contributors`` rank them as VAE-TracIn's do; ``config["method"]`` is
-    ``"trak"``.
-    """
-
-
 def trak_scores(train_features: np.ndarray, query_features: np.ndarray, ridge: float = 1e-2) -> np.ndarray:
     """τ = Ψ (ΦᵀΦ + λI)⁻¹ Φᵀ for one model, λ = ``ridge`` · tr(ΦᵀΦ)/dim; (m, n) float64.
 
@@ -230,10 +212,12 @@ def _labels_digest(images: ImageSet) -> str | None:
 class TRAK(TimedStages):
     """TRAK scores of training images for query images, from an ensemble of trained models.
 
+    Built from settings alone; :meth:`fit` takes the training set and the trained models,
+    :meth:`score` the queries (an :class:`~gmval.attribution.Attributor`).
+
     Args:
-        models: the trained models (e.g. the full-data model of each training seed); all of
-            one architecture, since they share the projection.
-        loss: the per-image loss differentiated (:class:`VAELoss` or :class:`DiffusionLoss`).
+        loss: the per-image loss differentiated (:class:`VAELoss` or :class:`DiffusionLoss`;
+            :meth:`~gmval.models.kinds.ModelKind.gradient_loss` gives a model kind's).
         projection_dim: dimension of the random projection.
         ridge: λ relative to the mean eigenvalue of ΦᵀΦ (module docstring).
         seed: seeds the Rademacher projection.
@@ -243,21 +227,42 @@ class TRAK(TimedStages):
         progress: show tqdm bars.
 
     Raises:
-        ValueError: for no models, models of different sizes, or a non-positive size or ridge.
+        ValueError: for a non-positive size or ridge.
     """
 
-    def __init__(self, models: Sequence[nn.Module], loss: GradientLoss, *, projection_dim: int = 1024,
-                 ridge: float = 1e-2, seed: int = 0, chunk_size: int = 64,
-                 cache_dir: str | Path | None = paths.CACHE, device: str | torch.device | None = None,
-                 progress: bool = True) -> None:
-        if not models:
-            raise ValueError("TRAK needs at least one trained model")
+    method = "trak"
+
+    def __init__(self, loss: GradientLoss, *, projection_dim: int = 1024, ridge: float = 1e-2, seed: int = 0,
+                 chunk_size: int = 64, cache_dir: str | Path | None = paths.CACHE,
+                 device: str | torch.device | None = None, progress: bool = True) -> None:
         for name, value in (("projection_dim", projection_dim), ("chunk_size", chunk_size)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not ridge > 0:
             raise ValueError(f"ridge must be > 0, got {ridge}")
         self.device = torch.device(device) if device is not None else default_device()
+        self.loss, self.ridge, self.seed, self.chunk_size = loss, ridge, seed, chunk_size
+        self.projection_dim = projection_dim
+        self.store, self.progress = ArtifactStore(cache_dir), progress
+        self.train: ImageSet | None = None
+        self.timings: dict[str, float] = {}
+
+    def fit(self, train: ImageSet | torch.Tensor | np.ndarray,
+            model: nn.Module | Sequence[nn.Module] | None = None) -> TRAK:
+        """Take the training images and the trained model(s) whose gradients are projected.
+
+        Args:
+            train: the models' training images.
+            model: one trained model or an ensemble (e.g. the full-data model of each training
+                seed), all of one architecture, since they share the projection.
+
+        Raises:
+            ValueError: for no models, models of different sizes, or unlabelled training
+                images for a conditional loss.
+        """
+        models = [model] if isinstance(model, nn.Module) else list(model or [])
+        if not models:
+            raise ValueError("TRAK needs at least one trained model")
         self.models = [m.to(self.device).eval() for m in models]
         sizes = {sum(p.numel() for p in m.parameters()) for m in self.models}
         if len(sizes) != 1:
@@ -265,10 +270,9 @@ class TRAK(TimedStages):
                              "shares one projection")
         self.num_params = sizes.pop()
         self.digests = [weights_digest(m) for m in self.models]
-        self.loss, self.ridge, self.seed, self.chunk_size = loss, ridge, seed, chunk_size
-        self.projection = RademacherProjection(projection_dim, self.num_params, seed)
-        self.store, self.progress = ArtifactStore(cache_dir), progress
-        self.timings: dict[str, float] = {}
+        self.projection = RademacherProjection(self.projection_dim, self.num_params, self.seed)
+        self.train = self._check(train, "training")
+        return self
 
     def _check(self, images: ImageSet | torch.Tensor | np.ndarray, name: str) -> ImageSet:
         images = as_imageset(images, name)
@@ -280,7 +284,7 @@ class TRAK(TimedStages):
                 offset: int) -> Iterator[tuple[slice, np.ndarray]]:
         """(rows, projected gradients) of ``images[offset:]``, ``chunk_size`` images at a time."""
         objective = _Objective(model, self.loss)
-        stage = "train_gradients" if stream == _TRAIN else "query_gradients"
+        stage = "train_gradients" if stream == TRAIN else "query_gradients"
         for start in range(offset, len(images), self.chunk_size):
             rows = slice(start, min(start + self.chunk_size, len(images)))
             positions = np.arange(rows.start, rows.stop)
@@ -305,51 +309,38 @@ class TRAK(TimedStages):
         params = {"model": self.digests[model_index], "loss": self.loss.params(),
                   "projection": self.projection.params(), "images": images.fingerprint(),
                   "labels": _labels_digest(images), "stream": stream}
-        return cached_rows(self.store, "trak-features", params, "features",
-                           (len(images), self.projection.dim), "float32",
-                           lambda offset: self._chunks(model, images, stream, offset),
-                           lambda: self._bar(len(images), f"TRAK model {model_index}"))
+        return self.store.cached_rows("trak-features", params, "features", (len(images), self.projection.dim),
+                                      "float32", lambda offset: self._chunks(model, images, stream, offset),
+                                      lambda: self._bar(len(images), f"TRAK model {model_index}"))
 
-    def scores(self, train: ImageSet | torch.Tensor | np.ndarray,
-               queries: ImageSet | torch.Tensor | np.ndarray) -> np.ndarray:
-        """(m, n) TRAK scores averaged over the ensemble; higher = training image i helps query j.
+    def score(self, generated: ImageSet | torch.Tensor | np.ndarray) -> Attribution:
+        """Dense (m, n) TRAK scores averaged over the ensemble; higher = training image i helps query j.
 
         Raises:
-            ValueError: for images of different shapes, or without labels for a conditional loss.
+            RuntimeError: before :meth:`fit`.
+            ValueError: for queries of another shape than the training images, or without
+                labels for a conditional loss.
         """
-        train, queries = self._check(train, "training"), self._check(queries, "query")
+        if self.train is None:
+            raise RuntimeError("call fit(train, model) before scoring generated images")
+        train = self.train
+        start = time.perf_counter()
+        self.timings = {}
+        queries = self._check(generated, "query")
         if train.shape != queries.shape:
             raise ValueError(f"training images are {train.shape}, queries {queries.shape}")
         total = np.zeros((len(queries), len(train)))
         for i in range(len(self.models)):
-            phi = self.features(i, train, _TRAIN)
-            psi = self.features(i, queries, _QUERY)
+            phi = self.features(i, train, TRAIN)
+            psi = self.features(i, queries, QUERY)
             with self._timed("scores"):
                 total += trak_scores(phi, psi, self.ridge)
-        return total / len(self.models)
-
-    def value(self, train: ImageSet | torch.Tensor | np.ndarray, queries: ImageSet | torch.Tensor | np.ndarray,
-              k: int = 100) -> TRAKResult:
-        """Score every training image against every query and rank the top-k proponents.
-
-        Raises:
-            ValueError: as :meth:`scores`, or for k outside 1..n.
-        """
-        start = time.perf_counter()
-        self.timings = {}
-        train, queries = self._check(train, "training"), self._check(queries, "query")
-        if not 1 <= k <= len(train):
-            raise ValueError(f"k={k} must be between 1 and the {len(train)} training images")
-        scores = self.scores(train, queries).T  # (n, m), TracInResult's orientation
-        rows = np.arange(len(train))
-        with self._timed("rank"):
-            values, contributors = score_tables(train, queries, rows, scores, k)
         config = {"method": "trak", "models": self.digests, "loss": self.loss.params(),
                   "projection": self.projection.params(), "num_params": self.num_params, "ridge": self.ridge,
-                  "ridge_scale": "mean eigenvalue of Phi^T Phi", "k": k, "n_train": len(train),
-                  "n_scored": len(train), "n_generated": len(queries), "train": train.fingerprint(),
-                  "generated": queries.fingerprint(),
+                  "ridge_scale": "mean eigenvalue of Phi^T Phi", "n_train": len(train), "n_generated": len(queries),
+                  "train": train.fingerprint(), "generated": queries.fingerprint(),
                   "reductions": [(f"gradients projected to {self.projection.dim} dimensions (Rademacher) "
                                   f"from {self.num_params}"), f"ensemble of {len(self.models)} model(s)"]}
         self.timings["total"] = time.perf_counter() - start
-        return TRAKResult(values, contributors, dict(self.timings), config, scores=scores, scored_index=rows)
+        return Attribution(self.method, len(train), total / len(self.models), timings=dict(self.timings),
+                           config=config)

@@ -7,7 +7,7 @@ the training run's weight snapshots θ_c::
 
 with θ all encoder and decoder weights, η the training learning rate, B its batch size,
 T_c the step of snapshot c (T_0 = 0, or the previous *used* snapshot when only some are
-used), and N the size of the training set passed to :meth:`VAETracIn.value`. All w_c are
+used), and N the size of the training set passed to :meth:`VAETracIn.fit`. All w_c are
 equal when every snapshot is used, so they only rescale; they are computed honestly anyway.
 Proponents (the top-k contributors) are the training images with the highest scores.
 
@@ -28,8 +28,8 @@ Deviations from the reference implementation (FengNiMa/VAE-TracIn-pytorch):
   chunk size or another device gives the same scores. The reference draws unseeded noise.
   An image's noise depends only on its position, so a training subset's scores equal the
   corresponding rows of the full run's.
-* Per-sample gradients come from ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``),
-  the ``draws`` copies of an image sharing one batch, instead of one image at a time.
+* Per-sample gradients come from ``torch.func`` (:mod:`gmval.baselines.gradients`), the
+  ``draws`` copies of an image sharing one batch, instead of one image at a time.
 * The checkpoint weights use our run's learning rate, batch size and snapshot steps.
   With Adam (the CPU profiles) η·B·ΔT/N is only the nominal SGD step, still a constant.
 * Optional, recorded in ``result.config["reductions"]``: a stratified training subset,
@@ -50,81 +50,40 @@ so it pays off only for many query sets or on a GPU.
 
 ::
 
-    tracin = VAETracIn.from_profile("mnist-vae", "default")
-    result = tracin.value(zoo.training_data("mnist-vae").train, zoo.sample("mnist-vae", 100, seed=0), k=100)
-    result.topk_indices()       # (m, k) proponents, highest score first
+    tracin = VAETracIn.from_profile("default").fit(zoo.training_data("mnist-vae").train, "mnist-vae")
+    result = tracin.score(zoo.sample("mnist-vae", 100, seed=0))    # an Attribution
+    result.top_k(100)           # (m, k) proponents, highest score first
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
-from tqdm.auto import tqdm
 
 from gmval import paths
+from gmval.attribution import Attribution
+from gmval.baselines.gradients import QUERY, TRAIN, RademacherProjection, image_noise, per_sample_gradients
 from gmval.data import subsample
 from gmval.images import ImageSet, as_imageset, to_float
+from gmval.models.kinds import model_kind
 from gmval.models.training import PARAMS, default_device, list_snapshots, load_weights
-from gmval.models.vae import BetaVAE, VAEConfig
+from gmval.models.vae import BetaVAE
 from gmval.profiles import Profile, profile_settings
 from gmval.stages import TimedStages
-from gmval.store import ArtifactStore, atomic_write_bytes
-from gmval.valuator import ValuationResult
+from gmval.store import ArtifactStore
 
 LOSSES = ("elbo", "mse")
 #: The reference scales its MSE loss by 1/(3·64·64) for every dataset, MNIST included.
 REFERENCE_MSE_SCALE = 1.0 / 12288.0
-#: Rows of the (#params × projection_dim) projection matrix generated at once.
-PROJECTION_BLOCK = 2**15
-#: Largest projection matrix (in int8 entries) kept in memory between chunks.
-PROJECTION_CACHE_BYTES = 2**30
-_TRAIN, _QUERY = 0, 1  # noise streams of training and query images
-
-
-@dataclass
-class TracInResult(ValuationResult):
-    """A VAE-TracIn valuation, in GMValuator's :class:`~gmval.valuator.ValuationResult` layout.
-
-    Attributes:
-        values: one row per *scored* training image (all of them unless a subset was used):
-            ``train_index`` (position in the training set), ``train_id``, [``train_label``],
-            ``value`` (sum of its scores over all queries: its total first-order influence on
-            the generated set's loss), ``n_generated`` (queries whose top-k it is in) and
-            ``rank`` (1 = highest value).
-        contributors: one row per (query, proponent): ``generated_index``, ``generated_id``,
-            [``generated_label``], ``rank`` (1 = highest score), ``train_index``, ``train_id``,
-            [``train_label``] and ``score``.
-        timings: seconds per stage (``load``, ``query_gradients``, ``train_gradients``,
-            ``scores``, ``rank``) and ``total``; cache hits are near 0.
-        config: settings, snapshots and weights used, and ``reductions`` (human-readable).
-        scores: (n_scored, m) float64 TracIn scores; row r is training image ``scored_index[r]``.
-        scored_index: (n_scored,) positions in the training set of the scored images.
-    """
-
-    scores: np.ndarray
-    scored_index: np.ndarray
-
-    def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write the tables and config (as GMValuator's result does) plus ``scores.npz``."""
-        files = super().save(out_dir)
-        files["scores"] = Path(out_dir) / "scores.npz"
-        buffer = io.BytesIO()  # in memory first, so the archive is written atomically
-        np.savez(buffer, scores=self.scores, scored_index=self.scored_index)
-        atomic_write_bytes(files["scores"], buffer.getvalue())
-        return files
 
 
 class _Objective(nn.Module):
@@ -157,13 +116,6 @@ def reference_mse_loss(vae: BetaVAE, x: torch.Tensor, eps: torch.Tensor) -> torc
     return (sq + vae.config.beta * kl[:, None]).mean(1) * REFERENCE_MSE_SCALE
 
 
-def image_noise(seed: int, stream: int, positions: np.ndarray, draws: int, latent_dim: int) -> torch.Tensor:
-    """The fixed ε of each image: (len(positions), draws, latent_dim) float32, one seeded stream per image."""
-    return torch.from_numpy(np.stack([
-        np.random.default_rng([seed, stream, int(p)]).standard_normal((draws, latent_dim), dtype=np.float32)
-        for p in positions]))
-
-
 def select_snapshots(snapshots: list[tuple[int, Path]], count: int | None) -> list[tuple[int, Path]]:
     """``count`` snapshots evenly spread over the run, always including the last (all when None)."""
     if count is None or count >= len(snapshots):
@@ -178,144 +130,6 @@ def checkpoint_weights(steps: list[int], lr: float, batch_size: int, n_train: in
     return [lr * batch_size * (t - p) / n_train for t, p in zip(steps, previous, strict=True)]
 
 
-class RademacherProjection:
-    """x ↦ x·R/√dim with R ∈ {±1}^{#params × dim} drawn from ``seed`` block by block.
-
-    Row block b of R comes from its own generator seeded ``[seed, b]``, so R is the same
-    whatever the device or the chunking and is never materialised as one dense float
-    matrix. The blocks are kept as int8 between calls when R has at most
-    :data:`PROJECTION_CACHE_BYTES` entries (drawing them dominates the cost on a CPU), and
-    drawn again for every call otherwise.
-
-    Args:
-        dim: output dimension.
-        num_params: input dimension (the model's parameter count).
-        seed: seeds R.
-    """
-
-    def __init__(self, dim: int, num_params: int, seed: int) -> None:
-        self.dim, self.num_params, self.seed = dim, num_params, seed
-        self._blocks: dict[tuple[int, str], torch.Tensor] = {}
-
-    def params(self) -> dict[str, Any]:
-        """What the projection depends on, for cache keys and the result's config."""
-        return {"kind": "rademacher", "dim": self.dim, "block": PROJECTION_BLOCK, "seed": self.seed}
-
-    def _block(self, block: int, rows: int, device: torch.device) -> torch.Tensor:
-        key = (block, str(device))
-        if key in self._blocks:
-            return self._blocks[key]
-        state = int(np.random.SeedSequence([self.seed, block]).generate_state(1, dtype=np.uint64)[0] >> 1)
-        gen = torch.Generator(device=device).manual_seed(state)
-        r = torch.randint(0, 2, (rows, self.dim), generator=gen, device=device, dtype=torch.int8).mul_(2).sub_(1)
-        if self.num_params * self.dim <= PROJECTION_CACHE_BYTES:
-            self._blocks[key] = r
-        return r
-
-    def __call__(self, grads: torch.Tensor) -> torch.Tensor:
-        """Project (B, num_params) float32 gradients to (B, dim)."""
-        out = torch.zeros(grads.shape[0], self.dim, dtype=grads.dtype, device=grads.device)
-        for block, start in enumerate(range(0, self.num_params, PROJECTION_BLOCK)):
-            stop = min(start + PROJECTION_BLOCK, self.num_params)
-            out.addmm_(grads[:, start:stop], self._block(block, stop - start, grads.device).to(grads.dtype))
-        return out.div_(self.dim ** 0.5)
-
-
-def per_sample_gradients(objective: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-    """Flattened gradient of ``objective`` w.r.t. all its parameters, one per example: (B, #params) float32.
-
-    ``objective(*batch)`` must return one loss per example; it is called on one example at a
-    time (a batch of one) inside ``torch.func``'s ``vmap(grad(...))``, with the weights
-    swapped in by ``functional_call``, so it must be a pure function of weights and inputs.
-
-    Args:
-        objective: the per-example loss as a module (its parameters are differentiated).
-        inputs: tensors batched along their first dimension, all of the same length B.
-
-    Raises:
-        FloatingPointError: for non-finite gradients.
-    """
-    weights = {name: p.detach() for name, p in objective.named_parameters()}
-
-    def one(w: dict[str, torch.Tensor], *example: torch.Tensor) -> torch.Tensor:
-        return functional_call(objective, w, tuple(a[None] for a in example))[0]
-
-    g = vmap(grad(one), in_dims=(None, *[0] * len(inputs)))(weights, *inputs)
-    flat = torch.cat([g[name].reshape(len(inputs[0]), -1) for name in weights], dim=1)
-    if not torch.isfinite(flat).all():
-        raise FloatingPointError("non-finite per-sample gradients; the weights may have diverged")
-    return flat
-
-
-def cached_rows(store: ArtifactStore, stage: str, params: dict[str, Any], name: str, shape: tuple[int, int],
-                dtype: str, produce: Callable[[int], Iterator[tuple[slice, np.ndarray]]],
-                bar: Callable[[], tqdm]) -> np.ndarray:
-    """The array ``name`` of a resumable chunked artefact, computed by ``produce(first missing row)`` where not cached.
-
-    Without a cache the array is filled in memory (a disabled store would leave temporary folders).
-
-    Args:
-        store: the artefact store (possibly disabled).
-        stage / params: the artefact's identity.
-        name / shape / dtype: the array.
-        produce: yields (rows, block) from the given first row to the end.
-        bar: makes the progress bar (a context manager with ``update``).
-    """
-    if not store.enabled:
-        out = np.empty(shape, dtype=dtype)
-        with bar() as progress:
-            for rows, block in produce(0):
-                out[rows] = block
-                progress.update(rows.stop - rows.start)
-        return out
-    art = store.load(stage, params)
-    if art is None:
-        writer = store.chunked(stage, params, {name: (shape, dtype)})
-        with bar() as progress:
-            progress.update(writer.done)
-            for rows, block in produce(writer.done):
-                writer.write(rows, **{name: block})
-                progress.update(rows.stop - rows.start)
-        art = writer.finish()
-    return np.asarray(art.array(name, mmap=False))
-
-
-def score_tables(train: ImageSet, queries: ImageSet, rows: np.ndarray, scores: np.ndarray,
-                 k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``values`` and ``contributors`` tables of a gradient baseline's (n_scored, m) score matrix.
-
-    Args:
-        train: the training images (``rows`` index them).
-        queries: the query (generated) images.
-        rows: (n_scored,) training positions of the score matrix's rows.
-        scores: (n_scored, m), higher = the training image helps the query more.
-        k: proponents kept per query.
-
-    Returns:
-        (values, contributors) in the layout :class:`TracInResult` documents.
-    """
-    m = len(queries)
-    order = np.argsort(-scores, axis=0, kind="stable")[:k].T  # (m, k) rows of `scores`
-    top = rows[order]
-    gen_index = np.repeat(np.arange(m), k)
-    flat = top.ravel()
-    contributors: dict[str, Any] = {"generated_index": gen_index, "generated_id": queries.ids[gen_index]}
-    if queries.labels is not None:
-        contributors["generated_label"] = queries.labels[gen_index]
-    contributors |= {"rank": np.tile(np.arange(1, k + 1), m), "train_index": flat, "train_id": train.ids[flat]}
-    if train.labels is not None:
-        contributors["train_label"] = train.labels[flat]
-    contributors["score"] = np.take_along_axis(scores.T, order, axis=1).ravel()
-    values = scores.sum(axis=1)
-    table: dict[str, Any] = {"train_index": rows, "train_id": train.ids[rows]}
-    if train.labels is not None:
-        table["train_label"] = train.labels[rows]
-    ranks = np.empty(len(rows), dtype=np.int64)
-    ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(rows) + 1)
-    table |= {"value": values, "n_generated": np.bincount(order.ravel(), minlength=len(rows)), "rank": ranks}
-    return pd.DataFrame(table), pd.DataFrame(contributors)
-
-
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -327,10 +141,10 @@ def _rows_digest(rows: np.ndarray) -> str:
 class VAETracIn(TimedStages):
     """VAE-TracIn scores of training images for query images, from a β-VAE's weight snapshots.
 
+    Built from settings alone; :meth:`fit` takes the training set and the trained model,
+    :meth:`score` the queries (an :class:`~gmval.attribution.Attributor`).
+
     Args:
-        model: a zoo generator name (``"mnist-vae"``; trained first if needed) or the folder
-            of a :func:`~gmval.models.vae.train_vae` run with ``snapshots/``.
-        profile: the zoo profile a generator name refers to.
         draws: Monte-Carlo samples of z per image in the loss (reference: 16).
         loss: ``"elbo"`` (the model's training loss) or ``"mse"`` (the reference code's).
         projection_dim: project gradients to this many dimensions (None: exact scores).
@@ -341,25 +155,72 @@ class VAETracIn(TimedStages):
         cache_dir: artefact folder; None disables caching.
         device: where to compute; default GPU when present.
         progress: show tqdm bars.
+        profile: the zoo profile a generator name given to :meth:`fit` refers to.
         root: data folder of the zoo (default :data:`gmval.paths.DATA`).
 
     Raises:
-        ValueError: for an unknown name or loss, a non-positive size, or a folder that is not
-            a β-VAE run or has no snapshots.
+        ValueError: for an unknown loss or a non-positive size.
     """
 
-    def __init__(self, model: str | Path, profile: Profile = "default", *, draws: int = 16, loss: str = "elbo",
-                 projection_dim: int | None = None, snapshots: int | None = None,
-                 train_subset: int | None = None, seed: int = 0, chunk_size: int = 128,
+    method = "vae-tracin"
+
+    def __init__(self, *, draws: int = 16, loss: str = "elbo", projection_dim: int | None = None,
+                 snapshots: int | None = None, train_subset: int | None = None, seed: int = 0, chunk_size: int = 128,
                  cache_dir: str | Path | None = paths.CACHE, device: str | torch.device | None = None,
-                 progress: bool = True, root: Path | None = None) -> None:
+                 progress: bool = True, profile: Profile = "default", root: Path | None = None) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         for name, value in (("draws", draws), ("chunk_size", chunk_size), ("projection_dim", projection_dim),
                             ("snapshots", snapshots), ("train_subset", train_subset)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self.folder = self._resolve(model, profile, root, progress)
+        self.draws, self.loss, self.projection_dim, self.seed = draws, loss, projection_dim, seed
+        self.snapshots, self.train_subset, self.chunk_size = snapshots, train_subset, chunk_size
+        self.device = torch.device(device) if device is not None else default_device()
+        self.store, self.progress = ArtifactStore(cache_dir), progress
+        self.profile, self.root = profile, root
+        self.train: ImageSet | None = None
+        self.timings: dict[str, float] = {}
+
+    @classmethod
+    def from_profile(cls, profile: Profile = "default", **overrides: Any) -> VAETracIn:
+        """The settings of ``profile["baselines"]["vae_tracin"]`` with ``overrides`` on top.
+
+        ``profile`` is also the zoo profile a generator name given to :meth:`fit` refers to.
+        """
+        settings = {**profile_settings(profile)["baselines"]["vae_tracin"], **overrides}
+        return cls(profile=profile, **settings)
+
+    def _resolve(self, model: str | Path) -> Path:
+        from gmval.models import zoo
+
+        if isinstance(model, str) and model in zoo.GENERATORS:
+            if zoo.GENERATORS[model].kind != "vae":
+                raise ValueError(f"VAE-TracIn needs a VAE; {model!r} is a {zoo.GENERATORS[model].kind}")
+            zoo.get_generator(model, self.profile, root=self.root, progress=self.progress)
+            return zoo.generator_folder(model, self.profile, root=self.root)
+        folder = Path(model)
+        if not (folder / PARAMS).is_file():
+            raise ValueError(f"{model!r} is neither a zoo generator name nor a training run folder "
+                             f"(no {PARAMS} in it)")
+        return folder
+
+    def fit(self, train: ImageSet | torch.Tensor | np.ndarray, model: str | Path | None = None) -> VAETracIn:
+        """Take the VAE's training images and the VAE, whose snapshots are differentiated.
+
+        Args:
+            train: the VAE's training images (their positions are the result's training indices).
+            model: a zoo generator name (``"mnist-vae"``; trained first if needed) or the folder
+                of a :func:`~gmval.models.vae.train_vae` run with ``snapshots/``.
+
+        Raises:
+            ValueError: for no model, an unknown name, a folder that is not a β-VAE run or has no
+                snapshots, training images of another shape than the VAE's, or a ``train_subset``
+                beyond the training set.
+        """
+        if model is None:
+            raise ValueError("VAE-TracIn needs the trained β-VAE: a zoo generator name or a train_vae run folder")
+        self.folder = self._resolve(model)
         run = json.loads((self.folder / PARAMS).read_text())
         if run.get("model") != "beta-vae":
             raise ValueError(f"{self.folder} is a {run.get('model')!r} run, not a beta-vae run")
@@ -368,38 +229,19 @@ class VAETracIn(TimedStages):
         if not self.available:
             raise ValueError(f"{self.folder} holds no weight snapshots (snapshots/step-*.safetensors); "
                              "train the VAE with TrainConfig(keep_every=...) > 0")
-        self.used = select_snapshots(self.available, snapshots)
-        self.draws, self.loss, self.projection_dim, self.seed = draws, loss, projection_dim, seed
-        self.train_subset, self.chunk_size = train_subset, chunk_size
-        self.device = torch.device(device) if device is not None else default_device()
-        self.store, self.progress = ArtifactStore(cache_dir), progress
-        self.vae = BetaVAE(VAEConfig(**run["config"])).to(self.device).eval()
-        self.objective = _Objective(self.vae, loss)
+        self.used = select_snapshots(self.available, self.snapshots)
+        self.vae: BetaVAE = model_kind("vae").sampler(run["config"], {}).to(self.device).eval()
+        self.objective = _Objective(self.vae, self.loss)
         self.num_params = sum(p.numel() for p in self.vae.parameters())
-        self.projection = (None if projection_dim is None
-                           else RademacherProjection(projection_dim, self.num_params, seed))
-        self.timings: dict[str, float] = {}
-
-    @classmethod
-    def from_profile(cls, model: str | Path, profile: Profile = "default", **overrides: Any) -> VAETracIn:
-        """The settings of ``profile["baselines"]["vae_tracin"]`` (a name or a dict), with ``overrides`` on top."""
-        settings = {**profile_settings(profile)["baselines"]["vae_tracin"], **overrides}
-        return cls(model, profile, **settings)
-
-    @staticmethod
-    def _resolve(model: str | Path, profile: Profile, root: Path | None, progress: bool) -> Path:
-        from gmval.models import zoo
-
-        if isinstance(model, str) and model in zoo.GENERATORS:
-            if zoo.GENERATORS[model].kind != "vae":
-                raise ValueError(f"VAE-TracIn needs a VAE; {model!r} is a {zoo.GENERATORS[model].kind}")
-            zoo.get_generator(model, profile, root=root, progress=progress)
-            return zoo.generator_folder(model, profile, root=root)
-        folder = Path(model)
-        if not (folder / PARAMS).is_file():
-            raise ValueError(f"{model!r} is neither a zoo generator name nor a training run folder "
-                             f"(no {PARAMS} in it)")
-        return folder
+        self.projection = (None if self.projection_dim is None
+                           else RademacherProjection(self.projection_dim, self.num_params, self.seed))
+        train = self._check(train, "training")
+        self.rows = self._rows(train)
+        if train.fingerprint() != run.get("data"):
+            warnings.warn(f"the training images given are not the set the VAE in {self.folder} was trained on",
+                          stacklevel=2)
+        self.train = train
+        return self
 
     # ---------------------------------------------------------------- helpers
 
@@ -419,7 +261,7 @@ class VAETracIn(TimedStages):
         for start in range(offset, len(positions), self.chunk_size):
             rows = slice(start, min(start + self.chunk_size, len(positions)))
             pos = positions[rows]
-            with self._timed("train_gradients" if stream == _TRAIN else "query_gradients"):
+            with self._timed("train_gradients" if stream == TRAIN else "query_gradients"):
                 g = self.per_sample_gradients(images.images[torch.from_numpy(pos)],
                                               image_noise(self.seed, stream, pos, self.draws, d))
                 if self.projection is not None:
@@ -429,19 +271,19 @@ class VAETracIn(TimedStages):
     def _filled(self, stage: str, params: dict[str, Any], name: str, shape: tuple[int, int], dtype: str,
                 produce: Callable[[int], Iterator[tuple[slice, np.ndarray]]], desc: str) -> np.ndarray:
         """The array ``name`` of a chunked artefact, computed by ``produce(first missing row)`` where not cached."""
-        return cached_rows(self.store, stage, params, name, shape, dtype, produce, lambda: self._bar(shape[0], desc))
+        return self.store.cached_rows(stage, params, name, shape, dtype, produce, lambda: self._bar(shape[0], desc))
 
     def _query_gradients(self, queries: ImageSet, base: dict[str, Any]) -> torch.Tensor:
         """(m, dim) gradients of all queries at the loaded snapshot (cached when projected)."""
         positions = np.arange(len(queries))
         if self.projection is None:  # m x #params floats: cheap to recompute, costly to store
             out = torch.empty(len(queries), self.num_params, device=self.device)
-            for rows, g in self._gradients(queries, positions, _QUERY):
+            for rows, g in self._gradients(queries, positions, QUERY):
                 out[rows] = g
             return out
 
         def produce(offset: int) -> Iterator[tuple[slice, np.ndarray]]:
-            for rows, g in self._gradients(queries, positions, _QUERY, offset):
+            for rows, g in self._gradients(queries, positions, QUERY, offset):
                 yield rows, g.cpu().numpy()
 
         grads = self._filled("vae-tracin-query-grads", {**base, "queries": queries.fingerprint()}, "grads",
@@ -464,7 +306,7 @@ class VAETracIn(TimedStages):
                 if offset >= len(rows):
                     return
                 g_query = self._query_gradients(queries, base)
-                for chunk, g in self._gradients(train, rows, _TRAIN, offset):
+                for chunk, g in self._gradients(train, rows, TRAIN, offset):
                     with self._timed("scores"):
                         block = (g @ g_query.T).double().cpu().numpy()
                     yield chunk, block
@@ -473,7 +315,7 @@ class VAETracIn(TimedStages):
                                 (len(rows), len(queries)), "float64", exact, desc)
 
         def projected(offset: int) -> Iterator[tuple[slice, np.ndarray]]:
-            for chunk, g in self._gradients(train, rows, _TRAIN, offset):
+            for chunk, g in self._gradients(train, rows, TRAIN, offset):
                 yield chunk, g.cpu().numpy()
 
         g_train = self._filled("vae-tracin-train-grads", train_params, "grads", (len(rows), self.projection.dim),
@@ -482,7 +324,7 @@ class VAETracIn(TimedStages):
         with self._timed("scores"):
             return g_train.astype(np.float64) @ g_query.cpu().double().numpy().T
 
-    # ---------------------------------------------------------------- value
+    # ---------------------------------------------------------------- score
     def _check(self, images: ImageSet | torch.Tensor | np.ndarray, name: str) -> ImageSet:
         images = as_imageset(images, name)
         expected = (self.vae.config.channels, self.vae.config.image_size, self.vae.config.image_size)
@@ -498,27 +340,25 @@ class VAETracIn(TimedStages):
         picked = subsample(train, self.train_subset, seed=self.seed, stratified=True)
         return np.flatnonzero(np.isin(train.ids, picked.ids))
 
-    def value(self, train: ImageSet | torch.Tensor | np.ndarray, queries: ImageSet | torch.Tensor | np.ndarray,
-              k: int = 100) -> TracInResult:
-        """Score every (scored) training image against every query and rank the proponents.
+    def score(self, generated: ImageSet | torch.Tensor | np.ndarray) -> Attribution:
+        """Score every (scored) training image against every query (generated) image.
 
-        Args:
-            train: the VAE's training images (their positions are the result's ``train_index``).
-            queries: the query (generated) images, same shape as the training images.
-            k: proponents kept per query.
+        Returns:
+            An :class:`~gmval.attribution.Attribution` whose row j holds the scored training
+            images (all, unless ``train_subset``) and their TracIn scores for query j; its
+            config records the snapshots, weights and ``reductions``, its timings the stages
+            (``load``, ``query_gradients``, ``train_gradients``, ``scores``, ``total``; cache hits near 0).
 
         Raises:
-            ValueError: for images of the wrong shape, or ``k`` not in 1..#scored training images.
+            RuntimeError: before :meth:`fit`.
+            ValueError: for query images of another shape than the VAE's.
         """
+        if self.train is None:
+            raise RuntimeError("call fit(train, model) before scoring generated images")
+        train, rows = self.train, self.rows
         start = time.perf_counter()
         self.timings = {}
-        train, queries = self._check(train, "training"), self._check(queries, "query")
-        rows = self._rows(train)
-        if not 1 <= k <= len(rows):
-            raise ValueError(f"k={k} must be between 1 and the {len(rows)} scored training images")
-        if train.fingerprint() != self.run.get("data"):
-            warnings.warn(f"the training images given are not the set the VAE in {self.folder} was trained on",
-                          stacklevel=2)
+        queries = self._check(generated, "query")
         steps = [s for s, _ in self.used]
         weights = checkpoint_weights(steps, self.run["lr"], self.run["train"]["batch_size"], len(train))
         scores = np.zeros((len(rows), len(queries)), dtype=np.float64)
@@ -526,11 +366,17 @@ class VAETracIn(TimedStages):
             block = self._snapshot_scores(step, path, train, rows, queries)
             with self._timed("scores"):
                 scores += w * block
-        with self._timed("rank"):
-            result = self._result(train, queries, rows, scores, k, steps, weights)
+        config = {"method": "vae-tracin", "model": self.folder.name, "model_config": self.run["config"],
+                  "loss": self.loss, "draws": self.draws, "seed": self.seed,
+                  "projection": None if self.projection is None else self.projection.params(),
+                  "snapshots_available": [s for s, _ in self.available], "snapshots_used": steps,
+                  "checkpoint_weights": weights, "lr": self.run["lr"], "batch_size": self.run["train"]["batch_size"],
+                  "n_train": len(train), "n_scored": len(rows), "n_generated": len(queries),
+                  "train_subset": self.train_subset, "reductions": self._reductions(len(train), len(rows)),
+                  "train": train.fingerprint(), "generated": queries.fingerprint()}
         self.timings["total"] = time.perf_counter() - start
-        result.timings = dict(self.timings)
-        return result
+        return Attribution(self.method, len(train), scores.T, index=np.tile(rows, (len(queries), 1)),
+                           timings=dict(self.timings), config=config)
 
     def _reductions(self, n_train: int, n_rows: int) -> list[str]:
         notes = []
@@ -543,17 +389,3 @@ class VAETracIn(TimedStages):
             notes.append(f"gradients projected to {self.projection_dim} dimensions (Rademacher) "
                          f"from {self.num_params}")
         return notes
-
-    def _result(self, train: ImageSet, queries: ImageSet, rows: np.ndarray, scores: np.ndarray, k: int,
-                steps: list[int], weights: list[float]) -> TracInResult:
-        m = len(queries)
-        values, contributors = score_tables(train, queries, rows, scores, k)
-        config = {"method": "vae-tracin", "model": self.folder.name, "model_config": self.run["config"],
-                  "loss": self.loss, "draws": self.draws, "seed": self.seed,
-                  "projection": None if self.projection is None else self.projection.params(),
-                  "snapshots_available": [s for s, _ in self.available], "snapshots_used": steps,
-                  "checkpoint_weights": weights, "lr": self.run["lr"], "batch_size": self.run["train"]["batch_size"],
-                  "k": k, "n_train": len(train), "n_scored": len(rows), "n_generated": m,
-                  "train_subset": self.train_subset, "reductions": self._reductions(len(train), len(rows)),
-                  "train": train.fingerprint(), "generated": queries.fingerprint()}
-        return TracInResult(values, contributors, {}, config, scores=scores, scored_index=rows)

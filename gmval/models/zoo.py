@@ -30,7 +30,6 @@ committed (:mod:`gmval.models.pretrained`, same key) is installed from them inst
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -46,16 +45,14 @@ from gmval.images import ImageSet
 from gmval.models import pretrained
 from gmval.models.classifier import Classifier, train_classifier
 from gmval.models.fid import blur, confident_mask, frechet_distance
-from gmval.models.gan import DCGANGenerator, GANConfig, train_gan
 from gmval.models.generator import Generator
+from gmval.models.kinds import KINDS, model_kind, num_classes
 from gmval.models.training import TrainConfig, default_device, train_precision
-from gmval.models.vae import BetaVAE, VAEConfig, train_vae
 from gmval.parallel import resolve_workers, run_jobs
 from gmval.precision import resolve_precision
 from gmval.profiles import Profile, profile_settings
 from gmval.store import ArtifactStore, artefact_key
 
-KINDS = ("vae", "gan", "diffusion")
 LABELLED_DATASETS = ("mnist", "fashion-mnist", "cifar10")
 #: Seed of the samples that :func:`quality` scores (apart from the experiments' own seeds).
 QUALITY_SEED = 1_000_003
@@ -216,11 +213,6 @@ def reference_images(name: str, profile: Profile = "default") -> ImageSet:
     return _capped(load_split(dataset_of(name, profile), "test"), m["test_images"], m["seed"])
 
 
-def _num_classes(data: ImageSet) -> int:
-    assert data.labels is not None
-    return len(data.classes) if data.classes else int(data.labels.max()) + 1
-
-
 def _train_config(settings: Mapping[str, Any], m: Mapping[str, Any], keep_every: int = 0) -> TrainConfig:
     return TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"], seed=m["seed"],
                        checkpoint_seconds=m["checkpoint_seconds"], keep_every=keep_every,
@@ -241,45 +233,33 @@ class _Plan:
     folder: Path
 
 
-def _recipe(kind: str) -> int:
-    """The recipe version of a model kind's code (the ``RECIPE`` of module ``gmval.models.<kind>``)."""
-    # Imported by name: the diffusion module pulls in diffusers, which VAE and GAN users never need.
-    return importlib.import_module(f"gmval.models.{kind}").RECIPE
+def kind_settings(name: str, profile: Profile) -> dict[str, Any]:
+    """The ``models.<kind>`` settings of generator ``name``, resolved for it.
+
+    A setting given per dataset (a map such as ``beta: {"mnist": 4.0, ...}``) becomes the value
+    for the generator's dataset; a ``half-class`` generator trains for ``half_class.epochs``.
+    """
+    spec, m = _spec(name), _models(profile)
+    dataset = dataset_of(name, profile)
+    settings = {key: value[dataset] if isinstance(value, Mapping) else value for key, value in m[spec.kind].items()}
+    if spec.curation == "half-class":
+        settings["epochs"] = m["half_class"]["epochs"][spec.kind]
+    return settings
 
 
 def _plan(name: str, profile: Profile, root: Path | None) -> _Plan:
     spec, m = _spec(name), _models(profile)
-    dataset = dataset_of(name, profile)
+    kind = model_kind(spec.kind)
     data = training_data(name, profile)
-    c, h, _ = data.train.shape
-    settings = m[spec.kind]
-    if spec.curation == "half-class":
-        settings = {**settings, "epochs": m["half_class"]["epochs"][spec.kind]}
-    config: Any
-    if spec.kind == "vae":
-        config = VAEConfig(channels=c, image_size=h, latent_dim=settings["latent_dim"],
-                           beta=settings["beta"][dataset], likelihood=settings["likelihood"][dataset])
-        hyper = {"optimizer": settings["optimizer"], "lr": settings["lr"]}
-        train_config = _train_config(settings, m, keep_every=settings["keep_every"])
-    elif spec.kind == "gan":
-        config = GANConfig(channels=c, image_size=h)
-        hyper = {"lr": settings["lr"], "ema_decay": settings["ema_decay"]}
-        train_config = _train_config(settings, m)
-    else:
-        from gmval.models.diffusion import DiffusionConfig
-
-        config = DiffusionConfig(channels=c, image_size=h, num_classes=_num_classes(data.train),
-                                 block_out_channels=settings["block_out_channels"], attention=settings["attention"],
-                                 layers_per_block=settings["layers_per_block"], norm_groups=settings["norm_groups"],
-                                 beta_schedule=settings["beta_schedule"], prediction_type=settings["prediction_type"],
-                                 p_uncond=settings["p_uncond"])
-        hyper = {"lr": settings["lr"], "ema_decay": settings["ema_decay"]}
-        train_config = _train_config(settings, m)
-    key_params = {"kind": spec.kind, "recipe": _recipe(spec.kind), "config": asdict(config), "hyper": hyper,
+    settings = kind_settings(name, profile)
+    config = kind.config(settings, data.train)
+    hyper = kind.hyper(settings)
+    train_config = _train_config(settings, m, keep_every=settings.get("keep_every", 0))
+    key_params = {"kind": spec.kind, "recipe": kind.recipe(), "config": asdict(config), "hyper": hyper,
                   "train": {k: v for k, v in asdict(train_config).items() if k != "checkpoint_seconds"},
                   "data": data.train.fingerprint()}
     folder = _dirs(root)[0] / artefact_key(name, key_params)
-    return _Plan(name, spec.kind, dataset, data, config, train_config, hyper, folder)
+    return _Plan(name, spec.kind, dataset_of(name, profile), data, config, train_config, hyper, folder)
 
 
 def generator_folder(name: str, profile: Profile = "default", root: Path | None = None) -> Path:
@@ -310,46 +290,16 @@ def train_plan(plan: _Plan, profile: Profile, folder: Path | None = None, train_
         folder / train_config: run elsewhere or otherwise than the plan says (a training curve's
             run keeps a snapshot per epoch, :mod:`gmval.models.curve`).
     """
-    folder, config, params = folder or plan.folder, train_config or plan.train_config, {"name": plan.name}
-    model: Generator
-    if plan.kind == "vae":
-        model, _ = train_vae(plan.data.train, folder, plan.config, config, optimizer=plan.hyper["optimizer"],
-                             lr=plan.hyper["lr"], params=params, progress=progress)
-    elif plan.kind == "gan":
-        model, _ = train_gan(plan.data.train, folder, plan.config, config, lr=plan.hyper["lr"],
-                             ema_decay=plan.hyper["ema_decay"], params=params, progress=progress)
-    else:
-        from gmval.models.diffusion import train_diffusion
-
-        settings = _models(profile)["diffusion"]
-        model, _ = train_diffusion(plan.data.train, folder, plan.config, config,
-                                   lr=plan.hyper["lr"], ema_decay=plan.hyper["ema_decay"],
-                                   sampling_steps=settings["sampling_steps"],
-                                   guidance_scale=guidance_scale(settings, plan.dataset), params=params,
-                                   progress=progress)
-    return model
-
-
-def guidance_scale(settings: Mapping[str, Any], dataset: str) -> float:
-    """The diffusion models' guidance scale on ``dataset``: one number, or one per dataset."""
-    value = settings["guidance_scale"]
-    return float(value[dataset] if isinstance(value, Mapping) else value)
+    kind = model_kind(plan.kind)
+    return kind.train(plan.data.train, folder or plan.folder, plan.config, train_config or plan.train_config,
+                      plan.hyper, kind.sampling(kind_settings(plan.name, profile)), params={"name": plan.name},
+                      progress=progress)
 
 
 def build_sampler(name: str, profile: Profile, run: Mapping[str, Any]) -> Generator:
     """An untrained sampling model of generator ``name`` with the architecture of run parameters ``run``."""
-    kind = _spec(name).kind
-    if kind == "vae":
-        return BetaVAE(VAEConfig(**run["config"]))
-    if kind == "gan":
-        return DCGANGenerator(GANConfig(**run["config"]))
-    from gmval.models.diffusion import ConditionalDiffusion, DiffusionConfig
-
-    settings = _models(profile)["diffusion"]
-    config = run["config"]
-    config = DiffusionConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
-    return ConditionalDiffusion(config, sampling_steps=settings["sampling_steps"],
-                                guidance_scale=guidance_scale(settings, dataset_of(name, profile)))
+    kind = model_kind(_spec(name).kind)
+    return kind.sampler(run["config"], kind.sampling(kind_settings(name, profile)))
 
 
 def _classifier_plan(dataset: str, profile: Profile, root: Path | None
@@ -420,13 +370,13 @@ def sample(name: str, n: int, seed: int, profile: Profile = "default", root: Pat
     params: dict[str, Any] = {"generator": plan.folder.name, "weights": pretrained.weights_source(plan.folder),
                               "n": n, "seed": seed}
     if label is not None:
-        num_classes = _num_classes(plan.data.train)
-        if not 0 <= label < num_classes:
-            raise ValueError(f"{name}: label {label} is not a class of {plan.dataset} (0..{num_classes - 1})")
+        classes = num_classes(plan.data.train)
+        if not 0 <= label < classes:
+            raise ValueError(f"{name}: label {label} is not a class of {plan.dataset} (0..{classes - 1})")
         params["label"] = {"class": int(label), "oversample": CLASS_OVERSAMPLE}
-    if plan.kind == "diffusion":
-        params["sampling"] = {"sampling_steps": m["diffusion"]["sampling_steps"],
-                              "guidance_scale": guidance_scale(m["diffusion"], plan.dataset)}
+    kind = model_kind(plan.kind)
+    if kind.conditional:
+        params["sampling"] = kind.sampling(kind_settings(name, profile))
         params["sampling"]["precision"] = resolve_precision(m["diffusion"].get("sampling_precision", "fp32"),
                                                             default_device())
     else:
@@ -532,7 +482,7 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
     art = store.load(f"{name}-quality", params)
     if art is None:
         report = {"generator": name, **sample_quality(fake, plan.dataset, real, real_train, classifier,
-                                                      conditional=plan.kind == "diffusion"),
+                                                      conditional=model_kind(plan.kind).conditional),
                   "classifier_test_accuracy": classifier_report["test_accuracy"]}
         art = store.save(f"{name}-quality", params, extra=lambda d: _write_json(d / "report.json", report))
     return _read_json(art.file("report.json"))
