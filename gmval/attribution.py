@@ -132,6 +132,28 @@ class Attribution:
         order = np.argsort(-self.scores, axis=1, kind="stable")[:, :k]
         return order if self.index is None else np.take_along_axis(self.index, order, axis=1)
 
+    def subset(self, rows: np.ndarray) -> Attribution:
+        """The attribution of the generated images at positions ``rows`` alone (their scores, summed values).
+
+        A score depends on its own generated image only, so one scoring of a set answers for
+        any part of it (C3 values the generated samples with and without the poor ones so).
+
+        Raises:
+            ValueError: for rows outside 0..m-1, or a method whose values are not its scores
+                summed over the generated images (they cannot be split by generated image).
+        """
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_generated):
+            raise ValueError(f"{self.method}: generated positions must lie in 0..{self.n_generated - 1}")
+        summed = (self.scores.sum(axis=0) if self.index is None else
+                  np.bincount(self.index.ravel(), weights=self.scores.ravel(), minlength=self.n_train))
+        if not np.allclose(summed, self.values, rtol=1e-9, atol=1e-12):
+            raise ValueError(f"{self.method}: its values are not its summed scores, so they cannot be split "
+                             "by generated image")
+        return Attribution(self.method, self.n_train, self.scores[rows],
+                           index=None if self.index is None else self.index[rows],
+                           timings=self.timings, config={**self.config, "generated_rows": len(rows)})
+
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``scores.npz`` (scores, index when sparse, values) and ``attribution.json`` atomically."""
         out = Path(out_dir)

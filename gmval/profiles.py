@@ -36,6 +36,9 @@ training set; ``None`` for an image count means "all of them".
 ``c3`` keys (notebook 04, out-of-distribution detection on noisy MNIST):
 
 * ``generator`` / ``n_generated``: the noisy-MNIST GAN and how many of its samples are valued.
+* ``poor``: ``{"n", "noise_std"}``: that many further samples corrupted by Gaussian noise (as
+  the noisy training images are), deliberately poor ones valued with the others, so that
+  quality calibration (Fig. 9) has samples to correct (:func:`gmval.models.zoo.sample_with_poor`).
 * ``encoder`` / ``recall_k`` / ``k`` / ``distances``: the valuator, as in ``c1``.
 * ``qualities``: ``[name, kwargs]`` quality models compared with no calibration (Fig. 9).
 * ``grid_rows``: generated samples shown per end of the quality scale (Figs. 3 and 8).
@@ -168,6 +171,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "c3": {
             "generator": "noisy-mnist-gan",
             "n_generated": 40,
+            "poor": {"n": 8, "noise_std": 0.5},
             "encoder": ["efficientnet-lite0", {"resolution": 32}],
             "recall_k": 50,
             "k": 10,
@@ -298,7 +302,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "c3": {
             "generator": "noisy-mnist-gan",
-            "n_generated": 1000,
+            "n_generated": 10000,
+            "poor": {"n": 1000, "noise_std": 0.5},
             "encoder": ["efficientnet-lite0", {"resolution": 32}],
             "recall_k": 100,
             "k": 30,
@@ -463,7 +468,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "c3": {
             "generator": "noisy-mnist-gan",
-            "n_generated": 1000,
+            "n_generated": 10000,
+            "poor": {"n": 1000, "noise_std": 0.5},
             "encoder": ["clip", {"model": "ViT-B-32", "pretrained": "openai"}],
             "recall_k": 100,
             "k": 30,

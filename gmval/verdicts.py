@@ -443,17 +443,23 @@ def c2_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
 
 RULE_C3 = (f"No-Rerank without calibration: AUROC of value (clean above noisy, ties count half): supports if >= "
            f"{TOL['auroc_supports']:g}; partly if >= {TOL['auroc_partly']:g}; else contradicts")
-RULE_FIG9 = ("calibration can act only on a noisy image that is some sample's contributor: not comparable if "
-             f"none is; else supports if a quality model raises the AUROC by >= {TOL['auroc_gain']:g}, contradicts "
-             "if none raises it, else partly")
+RULE_FIG9 = ("over the samples with the poor ones (where the table has them): calibration can act only on a noisy "
+             "image that is some sample's contributor: not comparable if none is; else supports if a quality model "
+             f"raises the AUROC by >= {TOL['auroc_gain']:g}, contradicts if none raises it, else partly")
+
+
+def _samples(df: pd.DataFrame, which: str) -> pd.DataFrame:
+    """The rows of ``c3_noisy_ranks`` valued over ``which`` samples (all rows for a table without that column)."""
+    return df if "samples" not in df.columns else df[df["samples"] == which]
 
 
 def c3_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
     """Figs. 5, 9: noisy training images get the lowest values; calibration pushes them lower."""
     item, claim = "Fig. 5 (C3)", "noisy training images get the lowest values"
-    df = t.get("c3_noisy_ranks")
-    if df is None:
+    table = t.get("c3_noisy_ranks")
+    if table is None:
         return [_missing(item, claim, "c3_noisy_ranks", RULE_C3)]
+    df, with_poor = _samples(table, "generated"), _samples(table, "generated + poor")
     gen = str(df["generator"].iloc[0])
     blocked, why = _gated(gates, gen)
     plain = df[(df["distance"] == "none") & (df["quality"] == "none")].iloc[0]
@@ -479,7 +485,7 @@ def c3_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
                    PARTLY if auroc >= TOL["auroc_partly"] else CONTRADICTS)
     out = [Claim(item, claim, "plot only", f"AUROC {auroc:.3f}", setting, verdict, evidence, RULE_C3)]
     gains = []
-    for dist, grp in df.groupby("distance", sort=False):
+    for dist, grp in with_poor.groupby("distance", sort=False):
         base_row = grp[grp["quality"] == "none"]
         if base_row.empty:
             continue
@@ -489,7 +495,7 @@ def c3_claims(t: Tables, gates: Mapping[str, list[str]]) -> list[Claim]:
     gain_text = f"largest AUROC gain {best[2]:+.3f} ({best[1]} on {best[0]})" if best else "no calibrated variant"
     if blocked:
         verdict9, ev9 = BELOW_GATE, f"{why}. {gain_text}"
-    elif int(df["noisy_with_value"].max()) == 0:
+    elif int(with_poor["noisy_with_value"].max()) == 0:
         verdict9, ev9 = not_comparable("no noisy image is any sample's contributor"), gain_text
     elif best is None:
         verdict9, ev9 = not_comparable("no calibrated variant run"), gain_text

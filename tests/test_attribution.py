@@ -70,6 +70,27 @@ def test_sparse_attribution_fills_the_others_with_zero() -> None:
         a.top_k(4)
 
 
+def test_subset_values_only_the_chosen_generated_images() -> None:
+    index = np.array([[4, 1, 2],
+                      [0, 4, 3],
+                      [1, 1, 5]])
+    scores = np.array([[0.2, 0.5, 0.2],
+                       [1.0, 0.25, -0.5],
+                       [2.0, 1.0, 3.0]])
+    a = Attribution("m", 6, scores, index=index)
+    part = a.subset(np.array([2, 0]))
+    np.testing.assert_array_equal(part.index, index[[2, 0]])
+    np.testing.assert_array_equal(part.values, [0.0, 3.5, 0.2, 0.0, 0.2, 3.0])
+    # The parts add up to the whole.
+    np.testing.assert_allclose(part.values + a.subset(np.array([1])).values, a.values)
+    dense = Attribution("d", 2, np.array([[1.0, 2.0], [4.0, 8.0]]))
+    np.testing.assert_array_equal(dense.subset(np.array([1])).values, [4.0, 8.0])
+    with pytest.raises(ValueError, match=r"generated positions must lie in 0\.\.2"):
+        a.subset(np.array([3]))
+    with pytest.raises(ValueError, match="its values are not its summed scores"):
+        Attribution("e", 2, np.ones((1, 2)), values=np.zeros(2)).subset(np.array([0]))
+
+
 def test_attribution_saves_scores_index_and_config(tmp_path: Path) -> None:
     a = Attribution("m", 3, np.array([[0.5, 1.5]]), index=np.array([[2, 0]]), timings={"total": 1.5},
                     config={"k": 2, "path": tmp_path})

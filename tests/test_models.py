@@ -333,10 +333,21 @@ def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Pat
     again = zoo.sample("mnist-vae", 12, seed=0, profile=digits_zoo, root=tmp_path, progress=False)
     assert torch.equal(again.images, vae.images) and np.array_equal(again.labels, vae.labels)
     monkeypatch.setattr(zoo, "get_generator", get_generator)
+    # Poor samples (C3, Fig. 9): the cached good ones unchanged, then noise-corrupted further samples.
+    mixed, is_poor = zoo.sample_with_poor("mnist-vae", 12, seed=0, poor=4, noise_std=0.5, profile=digits_zoo,
+                                          root=tmp_path, progress=False)
+    assert len(mixed) == 16 and is_poor.tolist() == [False] * 12 + [True] * 4
+    assert np.array_equal(mixed.ids, np.arange(16)) and torch.equal(mixed.images[:12], vae.images)
+    clean = zoo.sample("mnist-vae", 4, seed=1, profile=digits_zoo, root=tmp_path, progress=False)
+    assert mixed.images.dtype == clean.images.dtype
+    noise = (mixed.images[12:].double() - clean.images.double()).std().item() / 255
+    assert 0.2 < noise < 0.6
 
     report = zoo.quality("mnist-diffusion", digits_zoo, tmp_path, progress=False)
     assert report["samples"] == 20 and report["fd"] >= 0 and report["fd_real"] >= 0
     assert 0 <= report["class_accuracy"] <= 1 and sum(report["class_histogram"]) == 20
+    # Real images beside the gate: the same classifier on as many real training images.
+    assert 0 <= report["confident_share_real"] <= 1 and report["class_count_ratio_real"] >= 1
     _, clf_report = zoo.get_classifier("mnist", digits_zoo, tmp_path, progress=False)
     assert report["classifier_test_accuracy"] == clf_report["test_accuracy"] and clf_report["test_images"] == 64
 

@@ -140,6 +140,25 @@ def test_calibration_gain(tmp_path: Path) -> None:
     assert verdicts.c3_claims(t, t.gates())[1].verdict == SUPPORTS
 
 
+def test_c3_reads_fig5_without_and_fig9_with_the_poor_samples(tmp_path: Path) -> None:
+    base = {"generator": "mnist-gan", "encoder": "enc", "k": 30, "ours": 60.0, "clean_zero_share": 0.5,
+            "noisy_bottom_decile": 0.2, "distance": "none", "noisy_with_value": 3}
+    rows = [{**base, "samples": "generated", "quality": "none", "auroc": 0.95},
+            {**base, "samples": "generated", "quality": "niqe", "auroc": 0.95},
+            {**base, "samples": "generated + poor", "quality": "none", "auroc": 0.2},
+            {**base, "samples": "generated + poor", "quality": "niqe", "auroc": 0.3}]
+    _write(tmp_path, "c3_noisy_ranks", rows)
+    _write(tmp_path, "generators_quality", [_quality()])
+    t = Tables(tmp_path)
+    fig5, fig9 = verdicts.c3_claims(t, t.gates())
+    assert fig5.verdict == SUPPORTS and "AUROC 0.950" in fig5.evidence
+    assert fig9.verdict == SUPPORTS and "+0.100" in fig9.evidence
+    rows[3]["auroc"] = 0.2  # calibration changes nothing once the poor samples are in
+    _write(tmp_path, "c3_noisy_ranks", rows)
+    t = Tables(tmp_path)
+    assert verdicts.c3_claims(t, t.gates())[1].verdict == CONTRADICTS
+
+
 def _lds(method: str, low: float, high: float) -> dict[str, object]:
     return {"method": method, "lds": (low + high) / 2, "low": low, "high": high, "n_subsets": 32, "n_train": 100,
             "n_generated": 10, "train_seeds": 1}

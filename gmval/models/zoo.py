@@ -41,7 +41,7 @@ import torch
 
 from gmval import paths, verdicts
 from gmval.data import add_gaussian_noise, load_dataset, split_class, subsample
-from gmval.images import ImageSet
+from gmval.images import ImageSet, concat
 from gmval.models import pretrained
 from gmval.models.classifier import Classifier, train_classifier
 from gmval.models.fid import blur, confident_mask, frechet_distance
@@ -393,6 +393,30 @@ def sample(name: str, n: int, seed: int, profile: Profile = "default", root: Pat
                     classes=plan.data.train.classes)
 
 
+def sample_with_poor(name: str, n: int, seed: int, poor: int, noise_std: float, profile: Profile = "default",
+                     root: Path | None = None, progress: bool = True) -> tuple[ImageSet, np.ndarray]:
+    """``n`` samples of ``name``, then ``poor`` further samples corrupted by Gaussian noise of ``noise_std``.
+
+    The corrupted samples are the low-quality outputs of the paper's Fig. 9 scenario: a
+    generator that has learnt its noisy training images draws some noisy images, whose
+    contributors are those training images; quality calibration is what should keep them from
+    gaining value. A generator trained on a few noisy images among many rarely draws one, so
+    they are made here with the training set's own corruption (:func:`~gmval.data.add_gaussian_noise`).
+
+    Returns:
+        The generated set (ids 0..n+poor-1, the poor ones last, seeds ``seed`` and ``seed + 1``)
+        and its (n + poor,) mask of poor samples.
+    """
+    good = sample(name, n, seed, profile, root, progress)
+    if not poor:
+        return good, np.zeros(n, bool)
+    drawn = sample(name, poor, seed + 1, profile, root, progress)
+    noisy, _ = add_gaussian_noise(drawn, n=poor, std=noise_std, seed=seed + 1, mode="replace")
+    bad = ImageSet(images=noisy.images, ids=noisy.ids + n, labels=noisy.labels, name=f"{drawn.name}-noisy",
+                   classes=noisy.classes)
+    return concat([good, bad], name=f"{good.name}+{poor}poor"), np.arange(n + poor) >= n
+
+
 def draw(model: Generator, n: int, seed: int, profile: Profile, dataset: str, root: Path | None = None,
          progress: bool = False, label: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """``n`` images of ``model`` from ``seed`` and their labels, as :func:`sample` draws them (uncached)."""
@@ -436,6 +460,7 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
     predicted = logits.argmax(1)
     histogram = np.bincount(predicted, minlength=classifier.config.num_classes)
     real_features = classifier.embed(reference)  # every distance's reference: embedded once
+    real_logits = classifier.logits(real_train)
     report: dict[str, Any] = {
         "dataset": dataset, "samples": len(fake), "real_images": len(reference),
         "fd": frechet_distance(classifier.embed(fake), real_features),
@@ -443,6 +468,9 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
         "class_histogram": histogram.tolist(),
         "class_count_ratio": verdicts.class_count_ratio(histogram),
         "confident_share": float(confident_mask(logits, CONFIDENT).mean()),
+        "confident_share_real": float(confident_mask(real_logits, CONFIDENT).mean()),
+        "class_count_ratio_real": verdicts.class_count_ratio(
+            np.bincount(real_logits.argmax(1), minlength=classifier.config.num_classes)),
     }
     for sigma in BLUR_SIGMAS:
         blurred = blur(real_train.images, sigma)
@@ -466,7 +494,9 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
     * ``class_accuracy`` (conditional generators): fraction classified as their conditioning class.
     * ``class_histogram``: predicted class counts (mode collapse shows here);
       ``class_count_ratio``: its largest over its smallest count.
-    * ``confident_share``: fraction whose classifier max-softmax is at least :data:`CONFIDENT`.
+    * ``confident_share``: fraction whose classifier max-softmax is at least :data:`CONFIDENT`;
+      ``confident_share_real`` and ``class_count_ratio_real``: the same for the real training
+      images, what a generator that matched the data would score against the gate.
     * ``classifier_test_accuracy``: how far the classifier's labels can be trusted.
     """
     m = _models(profile)
@@ -477,7 +507,7 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
     real_train = _capped(plan.data.train, len(fake), m["seed"])
     params = {"samples": fake.fingerprint(), "real": real.fingerprint(), "real_train": real_train.fingerprint(),
               "classifier": _classifier_plan(plan.dataset, profile, root)[3].name, "blur": list(BLUR_SIGMAS),
-              "confident": CONFIDENT}
+              "confident": CONFIDENT, "real_labels": True}
     store = ArtifactStore(_dirs(root)[1] / "reports")
     art = store.load(f"{name}-quality", params)
     if art is None:
