@@ -32,7 +32,8 @@ def quality_table(reports: pd.DataFrame, profile: Profile = "default") -> pd.Dat
     """
     table = gate_table(reports)
     first = ["generator", "dataset", "samples", "fd", "fd_real", "fd_ratio", *map(blur_column, BLUR_SIGMAS),
-             "class_accuracy", "confident_share", "class_count_ratio", "gate", "gate_reasons"]
+             "class_accuracy", "class_accuracy_real", "confident_share", "confident_share_real", "class_count_ratio",
+             "class_count_ratio_real", "gate", "gate_reasons"]
     first = [c for c in first if c in table.columns]
     return table[first + [c for c in table.columns if c not in first]]
 

@@ -147,7 +147,7 @@ def claim_lines(folder: Path) -> list[str]:
         g = verdicts.gate_table(pd.read_csv(quality))
         blurred = [c for c in g.columns if c.startswith("fd_blur_")]
         cols = [c for c in ("generator", "fd", "fd_real", "fd_ratio", *blurred, "class_accuracy",
-                            "confident_share", "confident_share_real", "class_count_ratio", "class_count_ratio_real",
+                            "class_accuracy_real", "confident_share", "confident_share_real", "class_count_ratio", "class_count_ratio_real",
                             "gate", "gate_reasons") if c in g.columns]
         lines += ["### Generator quality gate", "",
                   f"{verdicts.describe_gate()} (`gmval.verdicts.GATE`).",

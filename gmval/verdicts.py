@@ -53,11 +53,12 @@ class Gate:
     confident_softmax: float
     confident_share: float
     class_count_ratio: float
+    single_class_share: float
 
 
 GATE = Gate(fd_ratio={"gan": 5.0, "diffusion": 5.0, "vae": 20.0},
             class_accuracy={"mnist": 0.95, "fashion-mnist": 0.80},
-            confident_softmax=0.9, confident_share=0.9, class_count_ratio=2.0)
+            confident_softmax=0.9, confident_share=0.9, class_count_ratio=2.0, single_class_share=0.9)
 
 def describe_gate(gate: Gate = GATE) -> str:
     """The gate's thresholds as one sentence."""
@@ -65,7 +66,9 @@ def describe_gate(gate: Gate = GATE) -> str:
     acc = ", ".join(f"{limit:g} on {ds}" for ds, limit in gate.class_accuracy.items())
     return (f"FD within a factor of the real-image floor ({fd}); conditional class accuracy at least {acc}; "
             f"unconditional samples at least {gate.confident_share:.0%} confident (classifier max-softmax >= "
-            f"{gate.confident_softmax:g}) with class counts within a factor {gate.class_count_ratio:g}")
+            f"{gate.confident_softmax:g}) with class counts within a factor {gate.class_count_ratio:g}; a generator "
+            f"of one class (the motivation pair) at least {gate.single_class_share:.0%} of the real class images' "
+            "share labelled that class, its FD taken to that class's held-out images")
 
 
 #: Tolerances of the rules (percentage points unless named otherwise).
@@ -162,7 +165,13 @@ def gate_failures(row: Mapping[str, object], gate: Gate = GATE) -> list[str]:
     limit = gate.fd_ratio.get(kind, min(gate.fd_ratio.values()))
     if not ratio <= limit:
         why.append(f"FD {_fmt(ratio)}x the floor (limit {limit:g}x)")
-    if is_conditional(str(row["generator"])):
+    if not math.isnan(_get(row, "class")):
+        acc, real = _get(row, "class_accuracy"), _get(row, "class_accuracy_real")
+        need = gate.single_class_share * real
+        if not acc >= need:
+            why.append(f"class {int(_get(row, 'class'))} share {_fmt(acc, 3)} (needs {_fmt(need, 3)}, "
+                       f"{gate.single_class_share:.0%} of the real images' {_fmt(real, 3)})")
+    elif is_conditional(str(row["generator"])):
         acc = _get(row, "class_accuracy")
         need = gate.class_accuracy.get(dataset, max(gate.class_accuracy.values()))
         if not acc >= need:

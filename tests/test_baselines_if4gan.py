@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from gmval.baselines import if4gan
 from gmval.attribution import create_attributor
+from gmval.baselines import if4gan
 from gmval.baselines.if4gan import (
     IF4GAN,
     EvalMetric,

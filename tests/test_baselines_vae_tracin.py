@@ -10,8 +10,7 @@ import torch
 from scipy.stats import spearmanr
 
 from gmval.attribution import Attribution, create_attributor
-from gmval.baselines import VAETracIn
-from gmval.baselines import gradients
+from gmval.baselines import VAETracIn, gradients
 from gmval.baselines import vae_tracin as vt
 from gmval.evaluation import identical_class_ratio
 from gmval.images import ImageSet

@@ -39,6 +39,11 @@ def _quality(**over: object) -> dict[str, object]:
     ({"generator": "mnist-diffusion", "class_accuracy": 0.94}, "class accuracy 0.940"),
     ({"generator": "fashion-mnist-diffusion", "dataset": "fashion-mnist", "class_accuracy": 0.80}, None),
     ({"generator": "fashion-mnist-diffusion", "dataset": "fashion-mnist", "class_accuracy": 0.79}, "class accuracy"),
+    # One class (the motivation pair): its share against the real class images', no balance or confidence.
+    ({"generator": "motivation-gan", "class": 0, "class_accuracy": 0.73, "class_accuracy_real": 0.8,
+      "confident_share": 0.1, "class_histogram": "[500, 0, 0, 0, 0, 0, 0, 0, 0, 0]"}, None),
+    ({"generator": "motivation-diffusion", "class": 0, "class_accuracy": 0.71, "class_accuracy_real": 0.8},
+     "class 0 share 0.710 (needs 0.720, 90% of the real images' 0.800)"),
 ])
 def test_gate_thresholds(over: dict[str, object], reason: str | None) -> None:
     why = verdicts.gate_failures(_quality(**over))

@@ -79,17 +79,23 @@ def _scorer(name: str, profile: Profile, root: Path | None
     reference = zoo.reference_images(name, profile)
     real_train = zoo._capped(plan.data.train, m["quality_samples"], m["seed"])
 
+    label = zoo.single_class(name, profile)
+    conditional = zoo.model_kind(plan.kind).conditional
+
     def score(model: nn.Module, tag: str) -> dict[str, Any]:
-        images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root)
+        images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root,
+                                  label=label if conditional else None)
         fake = ImageSet(images=images, ids=np.arange(len(images)), labels=labels, name=f"{name}-{tag}")
-        return zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier,
-                                  conditional=plan.kind == "diffusion")
+        return zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier, conditional, label)
 
     return plan, plan.train_config.steps_per_epoch(len(plan.data.train)), score
 
 
-def curve_quality(name: str, profile: Profile, folder: Path, root: Path | None = None) -> pd.DataFrame:
+def curve_quality(name: str, profile: Profile, folder: Path, root: Path | None = None, every: int = 1) -> pd.DataFrame:
     """One row per snapshot of curve run ``folder``: epoch, step, wall seconds since the start, and quality.
+
+    ``every``: score only the snapshots of every ``every``-th epoch, and the last (a diffusion
+    model's samples are slow to draw).
 
     The seconds come from the snapshot files' times, so they are the wall time of this run on
     its machine (with whatever else ran beside it), not a benchmark.
@@ -97,7 +103,10 @@ def curve_quality(name: str, profile: Profile, folder: Path, root: Path | None =
     plan, per_epoch, score = _scorer(name, profile, root)
     start = (folder / PARAMS).stat().st_mtime
     rows = []
-    for step, path in list_snapshots(folder):
+    snapshots = list_snapshots(folder)
+    for step, path in snapshots:
+        if (step // per_epoch) % every and (step, path) != snapshots[-1]:
+            continue
         model = snapshot_sampler(name, profile, folder, path)
         began = time.perf_counter()
         report = score(model, f"step{step}")
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("epoch", type=int, nargs="?", help="export: the snapshot committed")
     parser.add_argument("--profile", default="default")
     parser.add_argument("--out", type=Path, help="score: CSV written")
+    parser.add_argument("--every", type=int, default=1, help="score: every this many epochs, and the last")
     parser.add_argument("--quality", type=Path, help="export: the scored curve or sweep CSV whose row is recorded")
     parser.add_argument("--code-commit", help="export: the commit that trained the run (default: HEAD)")
     args = parser.parse_args(argv)
@@ -226,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "train":
         print(train_curve(args.name, args.profile, args.epochs))
     elif args.command == "score":
-        table = curve_quality(args.name, args.profile, curve_folder(args.name, args.profile, args.epochs))
+        table = curve_quality(args.name, args.profile, curve_folder(args.name, args.profile, args.epochs),
+                              every=args.every)
         if args.out:
             table.to_csv(args.out, index=False, float_format="%.6g")
         print(table.to_string())

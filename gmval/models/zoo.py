@@ -207,10 +207,21 @@ def class_halves(name: str, profile: Profile = "default") -> tuple[ImageSet, Ima
     return split.subset(unseen, name=f"{tag}-unseen"), split.subset(seen, name=f"{tag}-seen")
 
 
+def single_class(name: str, profile: Profile = "default") -> int | None:
+    """The one class generator ``name`` was trained on (the motivation pair's ``half_class.label``), else None."""
+    return _models(profile)["half_class"]["label"] if _spec(name).curation == "half-class" else None
+
+
 def reference_images(name: str, profile: Profile = "default") -> ImageSet:
-    """Held-out real images a generator's samples are compared with: the test split (capped)."""
+    """Held-out real images a generator's samples are compared with: the test split (capped), of its
+    one class for a generator of one class (:func:`single_class`)."""
     m = _models(profile)
-    return _capped(load_split(dataset_of(name, profile), "test"), m["test_images"], m["seed"])
+    test = load_split(dataset_of(name, profile), "test")
+    label = single_class(name, profile)
+    if label is not None:
+        assert test.labels is not None
+        test = test.subset(np.flatnonzero(test.labels == label), name=f"{test.name}-class{label}")
+    return _capped(test, m["test_images"], m["seed"])
 
 
 def _train_config(settings: Mapping[str, Any], m: Mapping[str, Any], keep_every: int = 0) -> TrainConfig:
@@ -454,8 +465,9 @@ CONFIDENT = verdicts.GATE.confident_softmax
 
 
 def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train: ImageSet, classifier: Classifier,
-                   conditional: bool) -> dict[str, Any]:
-    """Quality of generated images ``fake`` measured with ``dataset``'s classifier (see :func:`quality`)."""
+                   conditional: bool, label: int | None = None) -> dict[str, Any]:
+    """Quality of generated images ``fake`` measured with ``dataset``'s classifier (see :func:`quality`);
+    ``label``: the one class of a generator of one class."""
     logits = classifier.logits(fake)
     predicted = logits.argmax(1)
     histogram = np.bincount(predicted, minlength=classifier.config.num_classes)
@@ -475,7 +487,10 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
     for sigma in BLUR_SIGMAS:
         blurred = blur(real_train.images, sigma)
         report[f"fd_blur_{sigma:g}"] = frechet_distance(classifier.embed(blurred), real_features)
-    if conditional:
+    if label is not None:
+        report.update({"class": label, "class_accuracy": float(np.mean(predicted == label)),
+                       "class_accuracy_real": float(np.mean(real_logits.argmax(1) == label))})
+    elif conditional:
         assert fake.labels is not None
         report["class_accuracy"] = float(np.mean(predicted == fake.labels))
     return report
@@ -491,7 +506,9 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
       ``fd_real``: the same for as many real training images, the floor a perfect
       generator would reach at this sample size; ``fd_blur_<sigma>``: the same for those real
       images Gaussian-blurred (:data:`BLUR_SIGMAS`), to calibrate what an FD means.
-    * ``class_accuracy`` (conditional generators): fraction classified as their conditioning class.
+    * ``class_accuracy`` (conditional generators): fraction classified as their conditioning class;
+      for a generator of one class (:func:`single_class`; a conditional one is asked for it), the
+      fraction classified as that class, and ``class_accuracy_real`` the same for its real images.
     * ``class_histogram``: predicted class counts (mode collapse shows here);
       ``class_count_ratio``: its largest over its smallest count.
     * ``confident_share``: fraction whose classifier max-softmax is at least :data:`CONFIDENT`;
@@ -501,7 +518,9 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
     """
     m = _models(profile)
     plan = _plan(name, profile, root)
-    fake = sample(name, m["quality_samples"], QUALITY_SEED, profile, root, progress)
+    label = single_class(name, profile)
+    fake = sample(name, m["quality_samples"], QUALITY_SEED, profile, root, progress,
+                  label=label if model_kind(plan.kind).conditional else None)
     classifier, classifier_report = get_classifier(plan.dataset, profile, root, progress)
     real = reference_images(name, profile)
     real_train = _capped(plan.data.train, len(fake), m["seed"])
@@ -512,7 +531,7 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
     art = store.load(f"{name}-quality", params)
     if art is None:
         report = {"generator": name, **sample_quality(fake, plan.dataset, real, real_train, classifier,
-                                                      conditional=model_kind(plan.kind).conditional),
+                                                      conditional=model_kind(plan.kind).conditional, label=label),
                   "classifier_test_accuracy": classifier_report["test_accuracy"]}
         art = store.save(f"{name}-quality", params, extra=lambda d: _write_json(d / "report.json", report))
     return _read_json(art.file("report.json"))
