@@ -45,7 +45,7 @@ VPY=.venv/bin/python
 # (measured: 16.4 s instead of 7.4 s for a notebook's imports, 8.0 s instead of 3.3 s for a
 # worker's).
 unset PYTHONDONTWRITEBYTECODE
-if ! "$VPY" -c "import gmval, torch, papermill, pytest" 2>/dev/null; then
+if ! "$VPY" -c "import gmval, torch, papermill, pytest, ruff" 2>/dev/null; then
   # uv installs the same pinned set in 36 s where pip took 87 s (measured here, fresh venvs,
   # same versions); pip stays the fallback. uv reads no pip configuration, so the machine's
   # extra indexes, find-links and constraints (a local wheel mirror, a version cap) are passed

@@ -89,7 +89,8 @@ class _Chunks(Dataset):
         return _load_chunk(self.images, self.slices[i])
 
 
-def iter_chunks(images: torch.Tensor | np.ndarray | LazyImages, slices: Iterable[slice]) -> Iterator[tuple[slice, torch.Tensor]]:
+def iter_chunks(images: torch.Tensor | np.ndarray | LazyImages,
+                slices: Iterable[slice]) -> Iterator[tuple[slice, torch.Tensor]]:
     """``(rows, images[rows])`` for each slice, in order. Lazy images are decoded by
     ``images.num_workers`` DataLoader workers, which prepare the next chunks while the
     caller works on this one; a tensor is simply sliced."""

@@ -394,5 +394,5 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
     """
     if approx.shape != exact.shape:
         raise ValueError(f"shapes differ: {approx.shape} vs {exact.shape}")
-    hits = [len(np.intersect1d(a, e, assume_unique=True)) for a, e in zip(approx, exact)]
+    hits = [len(np.intersect1d(a, e, assume_unique=True)) for a, e in zip(approx, exact, strict=True)]
     return float(np.mean(hits) / exact.shape[1])

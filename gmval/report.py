@@ -144,8 +144,10 @@ def write_report(path: str | Path, result: Any, train: ImageSet, generated: Imag
         cols = min(n_contributors, k)
         gen_img = generated.images[j].numpy()
         cand = train.images[topk[j, :cols]].numpy()
-        figs = [_figure(gen_img, f"generated<br>{html.escape(str(generated.ids[j]))}", "gen"), '<span class="arrow">&rarr;</span>']
-        figs += [_figure(img, f"{html.escape(str(train.ids[topk[j, c]]))}<br>w {weights[j, c]:.3f}, d {dists[j, c]:.3g}")
+        figs = [_figure(gen_img, f"generated<br>{html.escape(str(generated.ids[j]))}", "gen"),
+                '<span class="arrow">&rarr;</span>']
+        figs += [_figure(img, f"{html.escape(str(train.ids[topk[j, c]]))}<br>"
+                              f"w {weights[j, c]:.3f}, d {dists[j, c]:.3g}")
                  for c, img in enumerate(cand)]
         rows_html.append('<div class="row">' + "".join(figs) + "</div>")
 

@@ -147,8 +147,8 @@ def claim_lines(folder: Path) -> list[str]:
         g = verdicts.gate_table(pd.read_csv(quality))
         blurred = [c for c in g.columns if c.startswith("fd_blur_")]
         cols = [c for c in ("generator", "fd", "fd_real", "fd_ratio", *blurred, "class_accuracy",
-                            "class_accuracy_real", "confident_share", "confident_share_real", "class_count_ratio", "class_count_ratio_real",
-                            "gate", "gate_reasons") if c in g.columns]
+                            "class_accuracy_real", "confident_share", "confident_share_real", "class_count_ratio",
+                            "class_count_ratio_real", "gate", "gate_reasons") if c in g.columns]
         lines += ["### Generator quality gate", "",
                   f"{verdicts.describe_gate()} (`gmval.verdicts.GATE`).",
                   "",
@@ -182,7 +182,8 @@ def write_index(out: Path, folder: Path = paths.FIGURES) -> str:
               "may differ (stand-in dataset, encoder or generator)."), "",
              *_item_rows(folder, PAPER_ITEMS, "Paper items", "paper", "why it may differ"),
              *_item_rows(folder, BEYOND_PAPER, "Beyond the paper", "result", "what it measures"), "## Tables", "",
-             "| table | caption | rows | with paper number | mean abs. difference | note |", "|---|---|---|---|---|---|"]
+             "| table | caption | rows | with paper number | mean abs. difference | note |",
+             "|---|---|---|---|---|---|"]
     for csv in sorted(folder.glob("*.csv")):
         df = pd.read_csv(csv)
         meta_file = csv.with_suffix(".json")
@@ -272,7 +273,8 @@ def speed_sentences(benchmarks: Path) -> str:
     if len(deep):
         text += (f", {deep['per_sample_ms'].min():.1f}-{deep['per_sample_ms'].max():.1f} ms with a deep-feature or "
                  "LPIPS re-rank (their network's passes come on top)")
-    text += (f"; everything but forward passes stays under {np.ceil(10 * largest['non_encoder_ms_per_sample'].max()) / 10:.1f} "
+    text += (f"; everything but forward passes stays under "
+             f"{np.ceil(10 * largest['non_encoder_ms_per_sample'].max()) / 10:.1f} "
              f"ms, and the engine is {naive.min():.0f}-{naive.max():.0f}x faster than a literal reading of "
              "Algorithm 1 on the same machine.")
     hnsw = benchmarks / "scaling_hnsw.csv"

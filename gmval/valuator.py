@@ -352,7 +352,8 @@ class Valuator(TimedStages):
                 c1 = min(c0 + cands, kk)
                 idx = idx_all[start:stop, c0:c1].reshape(-1)
                 b = (feats.index_select(0, idx) if feats is not None else self.distance.features_of(train.images[idx]))
-                out[start:stop, c0:c1] = self.distance.pairwise(a[start:stop], b.float().view(stop - start, c1 - c0, -1))
+                out[start:stop, c0:c1] = self.distance.pairwise(a[start:stop],
+                                                                b.float().view(stop - start, c1 - c0, -1))
         return out
 
     def _train_features(self, train: ImageSet, rows: np.ndarray) -> np.ndarray:
@@ -368,8 +369,10 @@ class Valuator(TimedStages):
             self._row_caches[key] = self.store.rows("train-features", params, (len(train), width),
                                                     str(self.distance.feature_dtype).replace("torch.", ""))
         cache = self._row_caches[key]
-        with self._timed("distance_features"), self._bar(len(cache.missing(rows)), f"features {self.distance.name}") as bar:
-            return cache.fill(rows, lambda part: self.distance.features_of(train.images[torch.from_numpy(part)]).numpy(),
+        with (self._timed("distance_features"),
+              self._bar(len(cache.missing(rows)), f"features {self.distance.name}") as bar):
+            return cache.fill(rows,
+                              lambda part: self.distance.features_of(train.images[torch.from_numpy(part)]).numpy(),
                               self.chunk_size, bar.update)
 
     def quality_scores(self, generated: ImageSet, gen_emb: np.ndarray, gen_key: str) -> np.ndarray:

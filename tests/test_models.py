@@ -114,7 +114,7 @@ def test_bf16_training_is_autocast_and_leaves_float32_contiguous_weights(tiny: I
     for precision in ("fp32", "bf16"):
         task = _gan_task()
         dtypes: set[torch.dtype] = set()
-        hook = task.d.net[0].register_forward_hook(lambda mod, inp, out: dtypes.add(out.dtype))
+        hook = task.d.net[0].register_forward_hook(lambda mod, inp, out, seen=dtypes: seen.add(out.dtype))
         train(task, tiny, TrainConfig(epochs=1, batch_size=16, precision=precision), tmp_path / precision, {"m": 1},
               progress=False)
         hook.remove()
@@ -309,11 +309,13 @@ def digits_zoo(digits: ImageSet, monkeypatch: pytest.MonkeyPatch) -> dict[str, A
 
 def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    six = ["mnist-vae", "mnist-gan", "mnist-diffusion", "fashion-mnist-vae", "fashion-mnist-gan", "fashion-mnist-diffusion"]
+    six = ["mnist-vae", "mnist-gan", "mnist-diffusion",
+           "fashion-mnist-vae", "fashion-mnist-gan", "fashion-mnist-diffusion"]
     # The ci profile's capped models double as the motivation generators; the paper's are their own.
     assert zoo.generator_names(digits_zoo) == six + ["noisy-mnist-gan"]
     assert zoo.generator_names("paper") == (
-        [n.replace("fashion-mnist", "cifar10") for n in six] + ["motivation-gan", "motivation-diffusion", "noisy-mnist-gan"])
+        [n.replace("fashion-mnist", "cifar10") for n in six]
+        + ["motivation-gan", "motivation-diffusion", "noisy-mnist-gan"])
 
     vae = zoo.sample("mnist-vae", 12, seed=0, profile=digits_zoo, root=tmp_path, progress=False)
     assert len(vae) == 12 and vae.labels is not None and vae.labels.max() < 10

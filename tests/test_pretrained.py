@@ -246,7 +246,8 @@ def test_clip_tag_from_hf_cache_offline(clip_weights: tuple[Path, Path], clip_en
 def test_clip_tag_is_verified_before_loading(clip_weights: tuple[Path, Path]) -> None:
     from gmval.encoders.clip import CLIPEncoder
 
-    with pytest.raises(hub.WeightsIntegrityError, match="no SHA-256 is pinned in gmval for open_clip weights ViT-B-32/openai"):
+    with pytest.raises(hub.WeightsIntegrityError,
+                       match="no SHA-256 is pinned in gmval for open_clip weights ViT-B-32/openai"):
         CLIPEncoder(model="ViT-B-32", pretrained="openai", cache_dir=clip_weights[1], device="cpu")
     with pytest.raises(hub.WeightsIntegrityError,
                        match=f"open_clip_model.safetensors: SHA-256 {hub.sha256_file(clip_weights[0])} does not match"):
@@ -299,7 +300,8 @@ def test_lpips_refuses_a_cached_backbone_with_another_hash(alexnet_home: tuple[P
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
     path = alexnet_home[0] / "hub" / "checkpoints" / ALEXNET_FILE
     with pytest.raises(hub.WeightsIntegrityError,
-                       match=f"{path}: SHA-256 {hub.sha256_file(path)} does not match the pinned {BACKBONE_SHA256['alex']}"):
+                       match=f"{path}: SHA-256 {hub.sha256_file(path)} "
+                             f"does not match the pinned {BACKBONE_SHA256['alex']}"):
         LPIPSDistance(cache_dir=alexnet_home[0], device="cpu")
     assert loads == []  # never read
 
@@ -461,12 +463,14 @@ def test_dreamsim_missing_weights_offline(tmp_path: Path) -> None:
     from gmval.distances.dreamsim import HUB_COMMITS, DreamSimDistance
 
     zip_name = "dreamsim_clip_vitb32_checkpoint.zip"
-    with pytest.raises(hub.WeightsIntegrityError, match=f"no SHA-256 is pinned in gmval for the DreamSim release {zip_name}"):
+    with pytest.raises(hub.WeightsIntegrityError,
+                       match=f"no SHA-256 is pinned in gmval for the DreamSim release {zip_name}"):
         DreamSimDistance(dreamsim_type="clip_vitb32", cache_dir=tmp_path / "ds", device="cpu")
     with pytest.raises(hub.WeightsUnavailableError, match=zip_name):
         DreamSimDistance(dreamsim_type="clip_vitb32", cache_dir=tmp_path / "ds", sha256={zip_name: "0" * 64},
                          device="cpu")
-    with pytest.raises(hub.WeightsUnavailableError, match=f"facebookresearch_dino_{HUB_COMMITS['facebookresearch/dino']}"):
+    with pytest.raises(hub.WeightsUnavailableError,
+                       match=f"facebookresearch_dino_{HUB_COMMITS['facebookresearch/dino']}"):
         DreamSimDistance(dreamsim_type="ensemble", cache_dir=tmp_path / "ds", device="cpu")
     with pytest.raises(ValueError, match="unknown type"):
         DreamSimDistance(dreamsim_type="vgg", cache_dir=tmp_path / "ds", device="cpu")
@@ -566,7 +570,8 @@ def test_dreamsim_ensemble_offline_with_filled_hub_cache(tmp_path: Path) -> None
     (checkout / "hubconf.py").write_text(_DINO_HUBCONF)
     (cache / "checkpoints").mkdir()
     torch.manual_seed(0)
-    torch.save(vit_base(patch_size=16, num_classes=0).state_dict(), cache / "checkpoints" / "dino_vitbase16_pretrain.pth")
+    torch.save(vit_base(patch_size=16, num_classes=0).state_dict(),
+               cache / "checkpoints" / "dino_vitbase16_pretrain.pth")
     head = DINOHead(768, 2048)
     student = {f"module.head.{k}": v for k, v in head.state_dict().items()}
     student["module.head.last_layer.weight"] = head.last_layer.weight.detach().clone()

@@ -68,7 +68,8 @@ def test_report_loads_in_headless_chromium_without_console_errors(report: Path) 
     try:
         driver.get(report.as_uri())
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.getBoundingClientRect().width])")
+            "return Array.from(document.images)"
+            ".map(i => [i.complete, i.naturalWidth, i.getBoundingClientRect().width])")
         assert len(images) == 40
         assert all(done and natural > 0 and shown > 0 for done, natural, shown in images)
         assert driver.title == "gmval report"

@@ -233,7 +233,8 @@ def test_readme_and_index_match_the_committed_csvs(tmp_path: Path) -> None:
 def test_render_readme_replaces_only_the_block() -> None:
     start, end = reproduction._markers("findings")
     text = f"before\n{start}\nold\n{end}\nafter\n"
-    assert reproduction.render_readme(text, {"findings": "new", "speed": "x"}) == f"before\n{start}\nnew\n{end}\nafter\n"
+    rendered = reproduction.render_readme(text, {"findings": "new", "speed": "x"})
+    assert rendered == f"before\n{start}\nnew\n{end}\nafter\n"
 
 
 def test_c3_metrics_counts_ties_half() -> None:

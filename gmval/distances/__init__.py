@@ -38,7 +38,8 @@ def _ssim(**kw: Any) -> Distance:
     return SSIMDistance(**kw)
 
 
-@DISTANCES.register("effnet-features", "unweighted LPIPS-style distance on EfficientNet-Lite0 maps (offline; not LPIPS)")
+@DISTANCES.register("effnet-features",
+                    "unweighted LPIPS-style distance on EfficientNet-Lite0 maps (offline; not LPIPS)")
 def _effnet(**kw: Any) -> Distance:
     from gmval.distances.deep import EfficientNetFeatureDistance
 

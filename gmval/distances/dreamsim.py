@@ -116,7 +116,8 @@ def ensure_release(dreamsim_type: str, cache_dir: Path, sha256: dict[str, str] |
     repo = HUB_REPOS.get(dreamsim_type)
     if repo is not None and not (cache_dir / hub_checkout(repo)).is_dir() and hub.offline():
         raise hub.WeightsUnavailableError(
-            f"dreamsim {dreamsim_type}: downloads are disabled and the torch.hub checkout {cache_dir / hub_checkout(repo)}"
+            f"dreamsim {dreamsim_type}: downloads are disabled and the torch.hub checkout "
+            f"{cache_dir / hub_checkout(repo)}"
             f" (github.com/{repo} at {HUB_COMMITS[repo]}) is missing. Run DreamSimDistance once online with the "
             "same cache_dir, then copy it.")
     for rel, url, pinned in HUB_WEIGHTS[dreamsim_type]:

@@ -63,7 +63,8 @@ def clip_preprocess(images: torch.Tensor, size: tuple[int, int], mean: torch.Ten
         # torchvision's Resize(int): the short side becomes the target, the long side is truncated.
         out_hw = (th, int(w * th / h)) if h <= w else (int(h * tw / w), tw)
     else:
-        raise ValueError(f"unsupported CLIP resize: {resize_mode!r} to {size}; expected 'shortest' (square) or 'squash'")
+        raise ValueError(f"unsupported CLIP resize: {resize_mode!r} to {size}; "
+                         "expected 'shortest' (square) or 'squash'")
     if out_hw != (h, w):
         # PIL clips to [0, 255]; bicubic overshoots, so clamp to match it.
         x = F.interpolate(x, size=out_hw, mode=interpolation, align_corners=False, antialias=True).clamp_(0.0, 1.0)

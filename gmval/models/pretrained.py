@@ -142,7 +142,8 @@ def install(folder: Path, directory: Path | None = None) -> bool:
     atomic_write_text(staging / PARAMS, json.dumps(item.record["params"], indent=1, sort_keys=True))
     for group, state in tensors.items():
         step = group.rpartition("/")[2]
-        target = staging / FINAL if group.startswith(_FINAL_PREFIX) else staging / SNAPSHOTS / f"step-{step}.safetensors"
+        target = (staging / FINAL if group.startswith(_FINAL_PREFIX)
+                  else staging / SNAPSHOTS / f"step-{step}.safetensors")
         atomic_write_bytes(target, safetensors.torch.save(state, metadata={"step": str(int(step)),
                                                                            "history": metadata.get("history", "[]")}))
     atomic_write_text(staging / INSTALLED, json.dumps(item.record, indent=1, sort_keys=True))

@@ -82,7 +82,8 @@ def _specs() -> dict[str, GeneratorSpec]:
              for ds in LABELLED_DATASETS for kind in KINDS}
     for kind in ("gan", "diffusion"):
         specs[f"motivation-{kind}"] = GeneratorSpec(
-            kind, None, "half-class", f"{kind} trained only on one half of one class of the CIFAR-10 stand-in (Sec. 2.1.2)")
+            kind, None, "half-class",
+            f"{kind} trained only on one half of one class of the CIFAR-10 stand-in (Sec. 2.1.2)")
     specs["noisy-mnist-gan"] = GeneratorSpec(
         "gan", "mnist", "noisy", "GAN trained on MNIST plus Gaussian-noise images (out-of-distribution test, C3)")
     return specs
@@ -148,7 +149,8 @@ def dataset_of(name: str, profile: Profile = "default") -> str:
 
 
 def _split_half_class(base: ImageSet, m: Mapping[str, Any]) -> tuple[ImageSet, ImageSet]:
-    """(X_v1, X_v2) of a ``half-class`` generator's capped split: the half it never sees, and the half it is trained on."""
+    """(X_v1, X_v2) of a ``half-class`` generator's capped split: the half it never sees, and the half it is
+    trained on."""
     return split_class(base, m["half_class"]["label"], seed=m["seed"])
 
 
@@ -191,7 +193,8 @@ def class_halves(name: str, profile: Profile = "default") -> tuple[ImageSet, Ima
     if spec.curation == "half-class":
         return _split_half_class(_capped(split, m["train_images"], seed), m)
     if spec.curation != "full":
-        raise ValueError(f"{name}: class_halves needs a generator of the plain training split, not a {spec.curation!r} one")
+        raise ValueError(f"{name}: class_halves needs a generator of the plain training split, "
+                         f"not a {spec.curation!r} one")
     assert split.labels is not None
     trained = np.isin(split.ids, training_data(name, profile).train.ids)
     of_class = split.labels == label
