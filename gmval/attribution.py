@@ -86,7 +86,6 @@ class Attribution:
             if scores.shape[1] != self.n_train:
                 raise ValueError(f"{self.method}: dense scores have {scores.shape[1]} columns for "
                                  f"{self.n_train} training images")
-            values = scores.sum(axis=0)
         else:
             index = np.asarray(self.index, dtype=np.int64)
             if index.shape != scores.shape:
@@ -95,12 +94,19 @@ class Attribution:
                 bad = index.min() if index.min() < 0 else index.max()
                 raise ValueError(f"{self.method}: training index {bad} outside 0..{self.n_train - 1}")
             object.__setattr__(self, "index", index)
-            values = np.bincount(index.ravel(), weights=scores.ravel(), minlength=self.n_train)
-        if self.values is not None:
+        if self.values is None:
+            values = self.summed_scores()
+        else:
             values = np.asarray(self.values, dtype=np.float64)
             if values.shape != (self.n_train,):
                 raise ValueError(f"{self.method}: values have shape {values.shape}, expected ({self.n_train},)")
         object.__setattr__(self, "values", values)
+
+    def summed_scores(self) -> np.ndarray:
+        """(n,) each training image's scores summed over the generated images (the default values)."""
+        if self.index is None:
+            return self.scores.sum(axis=0)
+        return np.bincount(self.index.ravel(), weights=self.scores.ravel(), minlength=self.n_train)
 
     @property
     def n_generated(self) -> int:
@@ -145,9 +151,7 @@ class Attribution:
         rows = np.asarray(rows, dtype=np.int64).ravel()
         if rows.size and (rows.min() < 0 or rows.max() >= self.n_generated):
             raise ValueError(f"{self.method}: generated positions must lie in 0..{self.n_generated - 1}")
-        summed = (self.scores.sum(axis=0) if self.index is None else
-                  np.bincount(self.index.ravel(), weights=self.scores.ravel(), minlength=self.n_train))
-        if not np.allclose(summed, self.values, rtol=1e-9, atol=1e-12):
+        if not np.allclose(self.summed_scores(), self.values, rtol=1e-9, atol=1e-12):
             raise ValueError(f"{self.method}: its values are not its summed scores, so they cannot be split "
                              "by generated image")
         return Attribution(self.method, self.n_train, self.scores[rows],

@@ -476,6 +476,7 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
     histogram = np.bincount(predicted, minlength=classifier.config.num_classes)
     real_features = classifier.embed(reference)  # every distance's reference: embedded once
     real_logits = classifier.logits(real_train)
+    real_predicted = real_logits.argmax(1)
     report: dict[str, Any] = {
         "dataset": dataset, "samples": len(fake), "real_images": len(reference),
         "fd": frechet_distance(classifier.embed(fake), real_features),
@@ -485,14 +486,14 @@ def sample_quality(fake: ImageSet, dataset: str, reference: ImageSet, real_train
         "confident_share": float(confident_mask(logits, CONFIDENT).mean()),
         "confident_share_real": float(confident_mask(real_logits, CONFIDENT).mean()),
         "class_count_ratio_real": verdicts.class_count_ratio(
-            np.bincount(real_logits.argmax(1), minlength=classifier.config.num_classes)),
+            np.bincount(real_predicted, minlength=classifier.config.num_classes)),
     }
     for sigma in BLUR_SIGMAS:
         blurred = blur(real_train.images, sigma)
         report[f"fd_blur_{sigma:g}"] = frechet_distance(classifier.embed(blurred), real_features)
     if label is not None:
         report.update({"class": label, "class_accuracy": float(np.mean(predicted == label)),
-                       "class_accuracy_real": float(np.mean(real_logits.argmax(1) == label))})
+                       "class_accuracy_real": float(np.mean(real_predicted == label))})
     elif conditional:
         assert fake.labels is not None
         report["class_accuracy"] = float(np.mean(predicted == fake.labels))
