@@ -423,7 +423,7 @@ def test_diffusion_sample_loss_is_deterministic_and_model_specific(
     # Sample j's noise depends on j only: a prefix, or other forward batches, give the same numbers.
     np.testing.assert_allclose(cf.diffusion_sample_loss(full, generated.images[:2], generated.labels[:2], 3, 2, 0),
                                a[:2], rtol=1e-5)
-    monkeypatch.setattr(cf, "DIFFUSION_LOSS_COPIES", 6)  # one image per forward pass
+    monkeypatch.setattr(cf.losses, "DIFFUSION_LOSS_COPIES", 6)  # one image per forward pass
     np.testing.assert_allclose(cf.diffusion_sample_loss(full, generated, generated.labels, 3, 2, 0), a, rtol=1e-5)
 
 
