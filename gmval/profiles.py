@@ -426,7 +426,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "quality_samples": 500,
             "sample_batch": 500,
             "cifar10_stand_in": "fashion-mnist",
-            "half_class": {"label": 0, "epochs": {"gan": 100, "diffusion": 100}},
+            # diffusion: the last epoch of the scored curve that passes the gate
+            # (figures/training/motivation-diffusion_curve.csv, `python -m gmval.models.curve`).
+            "half_class": {"label": 0, "epochs": {"gan": 100, "diffusion": 90}},
             "noisy": {"n": 100, "std": 0.5},
             "checkpoint_seconds": 60.0,
             # Two one-thread trainings side by side beat one two-thread training after the other
