@@ -9,7 +9,9 @@
 #   ./run_all.sh --retrain            train every generator here instead of installing the committed
 #                                     weights (gmval/models/weights/; see figures/training/ for the time)
 #
-# Executed notebooks go to notebooks/executed/<profile>/, figures and tables to figures/.
+# Executed notebooks go to notebooks/executed/<profile>/, figures and tables to figures/, a
+# byte-stable copy of each executed notebook to figures/notebooks/ and each step's wall time to
+# figures/timings/run_all.csv (gmval/runlog.py).
 # A notebook that finished is skipped on the next run (its executed copy carries a
 # .done stamp), so a run that failed half-way resumes where it stopped; the expensive
 # steps inside notebooks are cached artefacts under data/cache as well.
@@ -28,12 +30,16 @@ while [ $# -gt 0 ]; do
     --setup-only) setup_only=1; shift ;;
     --force) force=1; shift ;;
     --retrain) retrain=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 case "$profile" in ci|default|paper) ;; *) echo "run_all.sh: profile must be ci, default or paper" >&2; exit 2 ;; esac
 
+started=$(date +%s)
+# A run that finds no caches computes every artefact itself: its timings are a fresh clone's.
+data_dir=${GMVAL_DATA:-data}
+if [ -d "$data_dir/cache" ] || [ -d "$data_dir/models" ]; then fresh=0; else fresh=1; fi
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then
@@ -76,6 +82,7 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
     echo "run_all.sh: could not install dataset-fashion-mnist; Fashion-MNIST will be downloaded when online" >&2
 fi
 [ "$setup_only" = 1 ] && exit 0
+"$VPY" -m gmval.runlog record "$profile" setup "$(( $(date +%s) - started ))" "$fresh"
 
 export MPLBACKEND=Agg GMVAL_PROFILE="$profile" GMVAL_RETRAIN="$retrain"
 out="notebooks/executed/$profile"
@@ -98,6 +105,8 @@ for nb in "${notebooks[@]}"; do
   start=$(date +%s)
   .venv/bin/papermill "$nb" "$out/$name.ipynb" -p profile "$profile" --cwd notebooks -k python3 --log-output
   echo "$(( $(date +%s) - start ))" > "$stamp"
+  "$VPY" -m gmval.runlog record "$profile" "$name" "$(cat "$stamp")" "$fresh"
+  "$VPY" -m gmval.runlog publish "$out/$name.ipynb" >/dev/null
   echo "== $name finished in $(cat "$stamp") s"
 done
 .venv/bin/python -m gmval.reproduction figures/REPRODUCTION.md

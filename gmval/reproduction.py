@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gmval import paths, verdicts
+from gmval import paths, runlog, verdicts
 from gmval.recall import RecallConfig
 from gmval.store import atomic_write_text
 
@@ -204,8 +204,10 @@ def write_index(out: Path, folder: Path = paths.FIGURES) -> str:
 
 def readme_blocks(folder: Path = paths.FIGURES,
                   benchmarks: Path = paths.ROOT / "benchmarks" / "results") -> dict[str, str]:
-    """The README's generated blocks, by name: the findings (figures CSVs) and speed (benchmark CSVs)."""
-    return {"findings": findings(folder), "speed": speed_sentences(benchmarks), "generators": generator_sentences()}
+    """The README's generated blocks, by name: findings (figures CSVs), speed (benchmark CSVs), generators
+    (the weights manifest) and run time (``figures/timings/run_all.csv``)."""
+    return {"findings": findings(folder), "speed": speed_sentences(benchmarks), "generators": generator_sentences(),
+            "runtime": runlog.runtime_sentences(folder)}
 
 
 def generator_sentences(manifest: Mapping[str, Mapping] | None = None) -> str:
@@ -238,7 +240,7 @@ def render_readme(text: str, blocks: Mapping[str, str]) -> str:
             continue
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        text = f"{head}{start}\n{body}\n{end}{tail}"
+        text = f"{head}{start}\n{body}\n{end}{tail}" if body else f"{head}{start}\n{end}{tail}"
     return text
 
 
