@@ -286,7 +286,7 @@ def test_profiles_are_plain_data() -> None:
         store.canonical(models)  # JSON-serialisable, hence hashable into cache keys
     edited = get_profile("ci")
     edited["models"]["seed"] = 99
-    assert PROFILES["ci"]["models"]["seed"] == 0
+    assert get_profile("ci")["models"]["seed"] == 0
     with pytest.raises(KeyError, match="available"):
         get_profile("nope")
 
@@ -327,8 +327,8 @@ def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Pat
     np.testing.assert_array_equal(diff.labels, np.arange(12) % 10)
     # The sampling precision keys the samples, not the model.
     def sampled_in(precision: str) -> dict[str, Any]:
-        return {"models": {**digits_zoo["models"],
-                           "diffusion": {**digits_zoo["models"]["diffusion"], "sampling_precision": precision}}}
+        diffusion = {**digits_zoo["models"]["diffusion"], "sampling_precision": precision}
+        return {**digits_zoo, "models": {**digits_zoo["models"], "diffusion": diffusion}}
     diffusion_folder = zoo.generator_folder("mnist-diffusion", digits_zoo, tmp_path)
     assert all(zoo.generator_folder("mnist-diffusion", sampled_in(p), tmp_path) == diffusion_folder
                for p in ("fp32", "bf16"))
