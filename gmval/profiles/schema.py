@@ -4,9 +4,9 @@
 of the code (``models`` by the generator zoo of :mod:`gmval.models.zoo`, ``c1`` by notebook
 02, ...). Training lengths are in epochs over the (possibly capped) training set; ``None`` for
 an image count means "all of them". ``[name, kwargs]`` pairs (:data:`Named`) name an encoder,
-distance or quality model and its arguments. A setting given per dataset (:data:`PerDataset`,
-a map such as ``beta: {"mnist": 4.0, ...}``) is resolved for a generator's dataset by
-:func:`gmval.models.zoo.kind_settings`.
+distance or quality model and its arguments. A ``models`` setting typed ``X | dict[str, X]``
+may be given per dataset (``beta: {"mnist": 4.0, ...}``); it is resolved for a generator's
+dataset by :func:`gmval.models.zoo.kind_settings`.
 
 The ``default`` numbers are sized for a CPU run of minutes; measurements that chose them are
 in the comments beside them.
@@ -44,7 +44,7 @@ class VAETracInSettings:
         projection_dim: random projection of the gradients; None: exact gradients.
         snapshots: how many of the run's snapshots, evenly spread and ending with the last; None: all.
         train_subset: stratified subset of training images scored; None: all.
-        seed: the draws' and the subset's seed.
+        seed: seeds the loss noise, the subset and the projection.
         chunk_size: images per per-sample-gradient batch.
     """
 
@@ -519,7 +519,7 @@ class ClassifierTraining:
 
     Attributes:
         epochs / batch_size / lr: training.
-        width: the network's width.
+        width: channels of the first convolutions (:class:`~gmval.models.classifier.ClassifierConfig`).
         precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 where the hardware has bf16 matrix
             units), resolved on the training device and part of the model's key. ``default``
             pins fp32, what ``"auto"`` resolved to on the CPU that trained the committed weights.

@@ -50,7 +50,7 @@ def load(cls: type[T], data: Any, path: str = "") -> T:
         KeyError: for a missing or an unknown key (its path named).
         TypeError: for a value of the wrong type (its path named).
     """
-    if not isinstance(data, Mapping):
+    if not _is_mapping(data):
         raise TypeError(f"{path or 'the profile'}: expected a mapping of {cls.__name__} settings, got {data!r}")
     _keys(cls, data, path)
     hints = _hints(cls)
@@ -76,7 +76,7 @@ def override(settings: T, changes: Mapping[str, Any], path: str = "") -> T:
     new = {}
     for key, change in changes.items():
         current, where = getattr(settings, key), _join(path, key)
-        if dataclasses.is_dataclass(current) and isinstance(change, Mapping):
+        if dataclasses.is_dataclass(current) and _is_mapping(change):
             new[key] = override(current, change, where)
         else:
             new[key] = checked(change, hints[key], where)
@@ -87,51 +87,73 @@ def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, dict) or isinstance(value, Mapping)  # the concrete check first: it is fast
+
+
+@functools.cache
+def _shape(hint: Any) -> tuple[str, tuple[Any, ...]]:
+    """What kind of annotation ``hint`` is, and its arguments (cached: profiles are checked often)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return "any", ()
+    if _is_settings(hint):
+        return "settings", ()
+    if origin in (Union, types.UnionType):
+        return "union", args
+    if origin is Literal:
+        return "literal", args
+    if origin is tuple:
+        return ("sequence", args[:1]) if len(args) == 2 and args[1] is Ellipsis else ("tuple", args)
+    if origin is dict:
+        return "dict", args
+    return ("float", ()) if hint is float else ("type", ())
+
+
 def checked(value: Any, hint: Any, path: str) -> Any:
     """``value`` checked against annotation ``hint``, sequences as tuples.
 
     Raises:
         TypeError: naming ``path``, the expected type and the value (KeyError from nested settings).
     """
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
+    kind, args = _shape(hint)
+    if kind == "any":
         return value
-    if _is_settings(hint):
+    if kind == "settings":
         return load(hint, value, path)
-    if origin in (Union, types.UnionType):
+    if kind == "union":
         if value is None and type(None) in args:
             return None
         for arm in args:
-            if _is_settings(arm) and isinstance(value, Mapping):
+            if _is_settings(arm) and _is_mapping(value):
                 return load(arm, value, path)  # its own errors say more than "expected X | None"
             try:
                 return checked(value, arm, path)
             except TypeError:
                 continue
-    elif origin is Literal:
+    elif kind == "literal":
         if any(type(value) is type(option) and value == option for option in args):
             return value
-    elif origin is tuple and isinstance(value, (list, tuple)):
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(checked(item, args[0], f"{path}[{i}]") for i, item in enumerate(value))
-        if len(value) == len(args):
-            pairs = enumerate(zip(value, args, strict=True))
-            return tuple(checked(item, arm, f"{path}[{i}]") for i, (item, arm) in pairs)
-    elif origin is dict and isinstance(value, Mapping):
+    elif kind == "sequence" and isinstance(value, (list, tuple)):
+        return tuple(checked(item, args[0], f"{path}[{i}]") for i, item in enumerate(value))
+    elif kind == "tuple" and isinstance(value, (list, tuple)) and len(value) == len(args):
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(checked(item, arm, f"{path}[{i}]") for i, (item, arm) in pairs)
+    elif kind == "dict" and _is_mapping(value):
         return {checked(k, args[0], f"{path} key"): checked(v, args[1], f"{path}[{k!r}]") for k, v in value.items()}
-    elif hint is float and type(value) in (int, float):
+    elif kind == "float" and type(value) in (int, float):
         return value
-    elif isinstance(hint, type) and type(value) is hint:
+    elif kind == "type" and type(value) is hint:
         return value
     raise TypeError(f"{path}: expected {_describe(hint)}, got {value!r}")
 
 
 def plain(value: Any) -> Any:
     """Settings as plain data (a fresh copy): dicts, lists and scalars, as a JSON file would hold them."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
