@@ -106,7 +106,7 @@ class TrainingData:
 
 
 def _models(profile: Profile) -> dict[str, Any]:
-    return dict(profile_settings(profile)["models"])
+    return profile_settings(profile)["models"]
 
 
 def _dirs(root: Path | None) -> tuple[Path, Path]:
