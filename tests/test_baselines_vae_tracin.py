@@ -16,7 +16,7 @@ from gmval.evaluation import identical_class_ratio
 from gmval.images import ImageSet
 from gmval.models.training import TrainConfig
 from gmval.models.vae import VAEConfig, train_vae
-from gmval.profiles import PROFILES
+from gmval.profiles import PROFILES, get_profile
 
 DRAWS = 4  # the reference's 16 quadruples the cost; 4 keeps the file fast and the tests meaningful
 LR, BATCH = 3e-3, 16
@@ -210,11 +210,11 @@ def test_bad_inputs_raise_clear_errors(run: Path, train: ImageSet, digits16: Ima
 
 
 def test_profiles_define_the_settings(run: Path, train: ImageSet) -> None:
-    for name, profile in PROFILES.items():
-        settings = profile["baselines"]["vae_tracin"]
+    for name in PROFILES:
+        settings = get_profile(name)["baselines"]["vae_tracin"]
         assert set(settings) == {"draws", "loss", "projection_dim", "snapshots", "train_subset", "seed",
                                  "chunk_size"}, name
-    paper = PROFILES["paper"]["baselines"]["vae_tracin"]
+    paper = get_profile("paper")["baselines"]["vae_tracin"]
     assert paper["draws"] == 16 and paper["train_subset"] is None and paper["snapshots"] is None
     assert paper["projection_dim"] is None
     ci = VAETracIn.from_profile("ci", cache_dir=None, progress=False)
@@ -222,6 +222,6 @@ def test_profiles_define_the_settings(run: Path, train: ImageSet) -> None:
     ci = VAETracIn.from_profile("ci", cache_dir=None, progress=False, train_subset=None).fit(train, run)
     assert (ci.draws, [s for s, _ in ci.used]) == (4, [24])
     # A profile dict works as a name does (the zoo's functions take either).
-    edited = {**PROFILES["ci"], "baselines": {**PROFILES["ci"]["baselines"],
-                                              "vae_tracin": {**PROFILES["ci"]["baselines"]["vae_tracin"], "draws": 2}}}
+    edited = get_profile("ci")
+    edited["baselines"]["vae_tracin"]["draws"] = 2
     assert VAETracIn.from_profile(edited, cache_dir=None, progress=False).draws == 2

@@ -17,7 +17,7 @@ from gmval.models import diffusion as diffusion_module
 from gmval.models import vae as vae_module
 from gmval.models.diffusion import DiffusionConfig
 from gmval.models.vae import VAEConfig
-from gmval.profiles import PROFILES
+from gmval.profiles import PROFILES, get_profile
 from gmval.store import artefact_key
 from gmval.valuator import ValuationResult, Valuator
 
@@ -343,8 +343,8 @@ def test_top_k_breaks_ties_at_random_not_by_index() -> None:
 
 @pytest.mark.parametrize("key", ["counterfactual", "counterfactual_diffusion"])
 def test_every_profile_sizes_the_counterfactual_run(key: str) -> None:
-    for name, profile in PROFILES.items():
-        p = profile[key]
+    for name in PROFILES:
+        p = get_profile(name)[key]
         assert p["n_subsets"] >= 3, name
         assert max(p["removal"]["ks"]) <= p["k"], f"{name}: removal k beyond the valuator's contributors"
         assert 0 < p["fraction"] < 1
@@ -352,9 +352,9 @@ def test_every_profile_sizes_the_counterfactual_run(key: str) -> None:
         known = ({f"GMValuator ({d})" for d, _ in p["distances"]} | {"pixel top-k", "TRAK"}
                  | ({"VAE-TracIn"} if key == "counterfactual" else set()))
         assert set(p["removal"]["methods"]) <= known, name
-    assert PROFILES["default"][key]["n_subsets"] >= 32
-    assert PROFILES["paper"][key]["n_subsets"] >= 64
-    assert len(PROFILES["paper"][key]["train_seeds"]) >= 3
+    assert get_profile("default")[key]["n_subsets"] >= 32
+    assert get_profile("paper")[key]["n_subsets"] >= 64
+    assert len(get_profile("paper")[key]["train_seeds"]) >= 3
 
 
 def test_vae_runs_keep_the_folders_of_the_vae_only_trainer(small: tuple[ImageSet, ImageSet], tmp_path: Path) -> None:
@@ -482,20 +482,20 @@ def test_retrain_without_topk_works_for_the_diffusion_recipe(
 
 def test_recipes_come_from_profile_entries(small: tuple[ImageSet, ImageSet]) -> None:
     train, _ = small
-    vae = cf.recipe_from_settings(PROFILES["ci"]["counterfactual"], train)
-    diffusion = cf.recipe_from_settings(PROFILES["ci"]["counterfactual_diffusion"], train)
+    ci = get_profile("ci")
+    vae = cf.recipe_from_settings(ci["counterfactual"], train)
+    diffusion = cf.recipe_from_settings(ci["counterfactual_diffusion"], train)
     assert (vae.kind, diffusion.kind) == ("vae", "diffusion")
-    assert vae.hyper == {"optimizer": PROFILES["ci"]["counterfactual"]["vae"]["optimizer"],
-                         "lr": PROFILES["ci"]["counterfactual"]["vae"]["lr"]}
+    assert vae.hyper == {"optimizer": ci["counterfactual"]["vae"]["optimizer"], "lr": ci["counterfactual"]["vae"]["lr"]}
     assert diffusion.config.num_classes == 10 and diffusion.config.image_size == 16
-    assert diffusion.loss == {"timesteps": PROFILES["ci"]["counterfactual_diffusion"]["loss_timesteps"]}
+    assert diffusion.loss == {"timesteps": ci["counterfactual_diffusion"]["loss_timesteps"]}
     with pytest.raises(ValueError, match="a gan has no measured loss"):
         cf.Recipe("gan", None, epochs=1, batch_size=16, hyper={})
-    both = {**PROFILES["ci"]["counterfactual"], "diffusion": PROFILES["ci"]["counterfactual_diffusion"]["diffusion"]}
+    both = {**ci["counterfactual"], "diffusion": ci["counterfactual_diffusion"]["diffusion"]}
     with pytest.raises(ValueError, match="exactly one recipe"):
         cf.recipe_from_settings(both, train)
     with pytest.raises(ValueError, match="labelled"):
-        cf.recipe_from_settings(PROFILES["ci"]["counterfactual_diffusion"], ImageSet(train.images, train.ids))
+        cf.recipe_from_settings(ci["counterfactual_diffusion"], ImageSet(train.images, train.ids))
     with pytest.raises(ValueError, match="no counterfactual entry"):
         cf.SubsetTrainer.from_profile("ci", key="counterfactual_gan")
 

@@ -286,7 +286,7 @@ def test_profiles_are_plain_data() -> None:
         store.canonical(models)  # JSON-serialisable, hence hashable into cache keys
     edited = get_profile("ci")
     edited["models"]["seed"] = 99
-    assert PROFILES["ci"]["models"]["seed"] == 0
+    assert get_profile("ci")["models"]["seed"] == 0
     with pytest.raises(KeyError, match="available"):
         get_profile("nope")
 
@@ -327,8 +327,8 @@ def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Pat
     np.testing.assert_array_equal(diff.labels, np.arange(12) % 10)
     # The sampling precision keys the samples, not the model.
     def sampled_in(precision: str) -> dict[str, Any]:
-        return {"models": {**digits_zoo["models"],
-                           "diffusion": {**digits_zoo["models"]["diffusion"], "sampling_precision": precision}}}
+        diffusion = {**digits_zoo["models"]["diffusion"], "sampling_precision": precision}
+        return {**digits_zoo, "models": {**digits_zoo["models"], "diffusion": diffusion}}
     diffusion_folder = zoo.generator_folder("mnist-diffusion", digits_zoo, tmp_path)
     assert all(zoo.generator_folder("mnist-diffusion", sampled_in(p), tmp_path) == diffusion_folder
                for p in ("fp32", "bf16"))
@@ -362,9 +362,9 @@ def test_zoo_trains_caches_and_samples(digits_zoo: dict[str, Any], tmp_path: Pat
     assert report["classifier_test_accuracy"] == clf_report["test_accuracy"] and clf_report["test_images"] == 64
 
     # A changed training setting is a different model; a changed checkpoint cadence is not.
-    longer = {"models": {**digits_zoo["models"], "vae": {**digits_zoo["models"]["vae"], "epochs": 2}}}
+    longer = {**digits_zoo, "models": {**digits_zoo["models"], "vae": {**digits_zoo["models"]["vae"], "epochs": 2}}}
     assert zoo.generator_folder("mnist-vae", longer, tmp_path) != folder
-    cadence = {"models": {**digits_zoo["models"], "checkpoint_seconds": 1.0}}
+    cadence = {**digits_zoo, "models": {**digits_zoo["models"], "checkpoint_seconds": 1.0}}
     assert zoo.generator_folder("mnist-vae", cadence, tmp_path) == folder
 
 
@@ -388,7 +388,7 @@ def test_zoo_curated_training_sets(digits_zoo: dict[str, Any]) -> None:
     assert not set(unseen.ids) & set(full.ids) and set(unseen.labels) == {0}
     np.testing.assert_array_equal(unseen.images.numpy(), split.images[torch.from_numpy(unseen.ids)].numpy())
     assert zoo.class_halves("fashion-mnist-diffusion", digits_zoo)[0].ids.tolist() == unseen.ids.tolist()
-    uncapped = {"models": {**digits_zoo["models"], "train_images": None}}
+    uncapped = {**digits_zoo, "models": {**digits_zoo["models"], "train_images": None}}
     with pytest.raises(ValueError, match="no unseen half.*motivation-gan"):
         zoo.class_halves("fashion-mnist-gan", uncapped)
     with pytest.raises(ValueError, match="noisy"):

@@ -447,12 +447,7 @@ class IF4GANResult:
 
 
 def _settings(profile: Profile) -> dict[str, Any]:
-    prof = profile_settings(profile)
-    try:
-        settings = prof["baselines"]["if4gan"]
-    except KeyError:
-        raise KeyError("the profile has no baselines.if4gan settings") from None
-    return _checked(settings)
+    return _checked(profile_settings(profile)["baselines"]["if4gan"])
 
 
 def _checked(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def study_attributions(trainer: SubsetTrainer, generated: ImageSet, entry: Mappi
         ("pixel -L2 (dense)", ("pixel-l2", "none"), "pixel", {}, lambda: None),
         ("pixel top-k", (f"pixel-l2 top-{entry['pixel_k']}", "none"), "pixel", {"k": entry["pixel_k"]},
          lambda: None)]
-    if entry.get("tracin") is not None:
+    if entry["tracin"] is not None:
         runs.append(("VAE-TracIn", ("gradient", "none"), "vae-tracin",
                      {**tracin_defaults, **entry["tracin"], "progress": False}, full_run))
     runs.append(("TRAK", ("projected gradient", "none"), "trak",

@@ -166,8 +166,7 @@ class SubsetTrainer:
             root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
             progress: show tqdm bars while training.
 
-        The entry's optional ``workers`` (default 1; ``"auto"``: one per CPU without a GPU)
-        sets :attr:`workers`.
+        The entry's ``workers`` (``"auto"``: one per CPU without a GPU) sets :attr:`workers`.
 
         Raises:
             ValueError: if the profile has no entry ``key``.
@@ -181,10 +180,10 @@ class SubsetTrainer:
         models = paths.MODELS if root is None else Path(root) / "models"
         cache = paths.CACHE if root is None else Path(root) / "cache"
         return cls(train=train, recipe=recipe, seeds=tuple(p["train_seeds"]),
-                   checkpoint_seconds=p.get("checkpoint_seconds", 60.0), root=models / "counterfactual",
+                   checkpoint_seconds=p["checkpoint_seconds"], root=models / "counterfactual",
                    cache=cache / "counterfactual", progress=progress,
-                   full_keep_every=p[recipe.kind].get("full_keep_every", 0),
-                   precision=train_precision(p[recipe.kind]), workers=p.get("workers", 1))
+                   full_keep_every=p[recipe.kind]["full_keep_every"],
+                   precision=train_precision(p[recipe.kind]), workers=p["workers"])
 
     def full_mask(self) -> np.ndarray:
         """The mask of the whole training set (the model that draws the generated samples)."""

@@ -10,7 +10,6 @@ The curve's run lives in ``<data>/curves/<zoo folder name of the longest run>/``
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -34,7 +33,7 @@ SAMPLER_MODULE = {"gan": "generator_ema", "diffusion": "ema", "vae": "vae"}
 
 def with_epochs(name: str, profile: Profile, epochs: int) -> dict[str, Any]:
     """``profile`` (as a dict) with generator ``name``'s training length set to ``epochs``."""
-    settings = copy.deepcopy(profile_settings(profile))
+    settings = profile_settings(profile)  # a fresh copy
     spec = zoo.GENERATORS[name]
     if spec.curation == "half-class":
         settings["models"]["half_class"]["epochs"][spec.kind] = epochs

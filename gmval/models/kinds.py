@@ -113,7 +113,7 @@ class VAEKind(ModelKind):
     def config(self, settings: Mapping[str, Any], train: ImageSet) -> VAEConfig:
         c, h, _ = train.shape
         return VAEConfig(channels=c, image_size=h, latent_dim=settings["latent_dim"],
-                         hidden=settings.get("hidden", VAEConfig.hidden), beta=settings["beta"],
+                         hidden=settings["hidden"], beta=settings["beta"],
                          likelihood=settings["likelihood"])
 
     def hyper(self, settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -56,9 +56,9 @@ def default_device() -> torch.device:
 
 
 def train_precision(settings: Mapping[str, Any]) -> str:
-    """The precision of a profile's training settings (key ``precision``, default ``"fp32"``), resolved on
+    """The precision of a profile's training settings (key ``precision``), resolved on
     :func:`default_device`, so that a :class:`TrainConfig` and the run's key hold ``"fp32"`` or ``"bf16"``."""
-    return resolve_precision(settings.get("precision", "fp32"), default_device())
+    return resolve_precision(settings["precision"], default_device())
 
 
 def weights_digest(module: nn.Module) -> str:

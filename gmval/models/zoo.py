@@ -106,7 +106,7 @@ class TrainingData:
 
 
 def _models(profile: Profile) -> dict[str, Any]:
-    return dict(profile_settings(profile)["models"])
+    return profile_settings(profile)["models"]
 
 
 def _dirs(root: Path | None) -> tuple[Path, Path]:
@@ -116,13 +116,13 @@ def _dirs(root: Path | None) -> tuple[Path, Path]:
 def generator_names(profile: Profile = "default") -> list[str]:
     """The generators the paper's experiments use under ``profile``, MNIST first.
 
-    The motivation experiment's are the profile's ``motivation.generators`` (default the
-    ``motivation-*`` pair), listed once when they are among the others.
+    The motivation experiment's are the profile's ``motivation.generators``, listed once when
+    they are among the others.
     """
     settings = profile_settings(profile)
     stand_in = settings["models"]["cifar10_stand_in"]
     names = [f"mnist-{k}" for k in KINDS] + [f"{stand_in}-{k}" for k in KINDS]
-    motivation = settings.get("motivation", {}).get("generators", ["motivation-gan", "motivation-diffusion"])
+    motivation = settings["motivation"]["generators"]
     return names + [n for n in motivation if n not in names] + ["noisy-mnist-gan"]
 
 
@@ -268,7 +268,7 @@ def _plan(name: str, profile: Profile, root: Path | None) -> _Plan:
     settings = kind_settings(name, profile)
     config = kind.config(settings, data.train)
     hyper = kind.hyper(settings)
-    train_config = _train_config(settings, m, keep_every=settings.get("keep_every", 0))
+    train_config = _train_config(settings, m, keep_every=settings["keep_every"])
     key_params = {"kind": spec.kind, "recipe": kind.recipe(), "config": asdict(config), "hyper": hyper,
                   "train": {k: v for k, v in asdict(train_config).items() if k != "checkpoint_seconds"},
                   "data": data.train.fingerprint()}
@@ -391,7 +391,7 @@ def sample(name: str, n: int, seed: int, profile: Profile = "default", root: Pat
     kind = model_kind(plan.kind)
     if kind.conditional:
         params["sampling"] = kind.sampling(kind_settings(name, profile))
-        params["sampling"]["precision"] = resolve_precision(m["diffusion"].get("sampling_precision", "fp32"),
+        params["sampling"]["precision"] = resolve_precision(m["diffusion"]["sampling_precision"],
                                                             default_device())
     else:
         params["classifier"] = _classifier_plan(plan.dataset, profile, root)[3].name
@@ -437,7 +437,7 @@ def draw(model: Generator, n: int, seed: int, profile: Profile, dataset: str, ro
     m = _models(profile)
     if model.conditional:
         labels = np.full(n, label) if label is not None else np.arange(n) % model.num_classes
-        precision = resolve_precision(m["diffusion"].get("sampling_precision", "fp32"), default_device())
+        precision = resolve_precision(m["diffusion"]["sampling_precision"], default_device())
         images = model.generate(n, seed=seed, labels=labels, batch_size=m["sample_batch"], progress=progress,
                                 precision=precision)
         return images, labels
@@ -563,12 +563,12 @@ def train_all(profile: Profile = "default", root: Path | None = None, progress: 
         root: data folder holding ``models/`` and ``cache/`` (default :data:`gmval.paths.DATA`).
         progress: show tqdm bars (only without worker processes).
         workers: processes training side by side (:mod:`gmval.parallel`); default the
-            profile's ``models.workers`` (itself default 1).
+            profile's ``models.workers``.
 
     Returns:
         The :func:`quality` report of each generator, in :func:`generator_names` order.
     """
-    count = resolve_workers(_models(profile).get("workers", 1) if workers is None else workers)
+    count = resolve_workers(_models(profile)["workers"] if workers is None else workers)
     names = generator_names(profile)
     if count == 1:
         return [quality(name, profile, root, progress) for name in names]
