@@ -15,7 +15,8 @@ training set; ``None`` for an image count means "all of them".
   offline); it also hosts the motivation experiment's generators.
 * ``half_class``: that experiment's class (``label``; CIFAR-10's 0 is "airplane", the
   paper's choice, Fashion-MNIST's 0 is "T-shirt/top"), on one half of which alone the
-  ``motivation-*`` generators are trained, for ``epochs`` (per kind) over that half.
+  ``motivation-*`` generators are trained, for ``epochs`` (per kind) over that half, with the
+  optional ``overrides`` (per kind) of their ``models.<kind>`` settings.
 * ``noisy``: the out-of-distribution test's corruption (``n`` images with Gaussian noise of
   ``std`` in [0, 1] pixel units, appended to MNIST; the paper gives no std).
 * ``checkpoint_seconds``: how often a running training saves its resumable checkpoint.
@@ -25,7 +26,8 @@ training set; ``None`` for an image count means "all of them".
   ``precision`` (``"fp32"``, the default, ``"bf16"`` or ``"auto"``: bf16 where the hardware has
   bf16 matrix units) is resolved on the training device and is part of the model's key;
   ``diffusion.sampling_precision`` (the same values, default ``"fp32"``) is the UNet's precision
-  when the zoo samples, part of the samples' key.
+  when the zoo samples, part of the samples' key; ``gan.augment`` (optional, default none) is the
+  DiffAugment policy of the discriminator's inputs (:mod:`gmval.models.diffaugment`).
 
 ``c2`` keys (notebook 03, the identical-attributes test on measured digit attributes):
 
@@ -428,7 +430,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "cifar10_stand_in": "fashion-mnist",
             # diffusion: the last epoch of the scored curve that passes the gate
             # (figures/training/motivation-diffusion_curve.csv, `python -m gmval.models.curve`).
-            "half_class": {"label": 0, "epochs": {"gan": 100, "diffusion": 90}},
+            "half_class": {"label": 0, "epochs": {"gan": 100, "diffusion": 90},
+                           "overrides": {"gan": {"augment": "translation,cutout"}}},
             "noisy": {"n": 100, "std": 0.5},
             "checkpoint_seconds": 60.0,
             # Two one-thread trainings side by side beat one two-thread training after the other
