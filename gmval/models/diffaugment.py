@@ -52,9 +52,10 @@ def cutout(x: torch.Tensor, ratio: float, generator: torch.Generator, fill: floa
     device = x.device
     cy = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), generator=generator, device=device)
     cx = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), generator=generator, device=device)
+    top, left = cy - ch // 2, cx - cw // 2
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
-    inside = ((rows >= cy - ch // 2) & (rows < cy - ch // 2 + ch)) & ((cols >= cx - cw // 2) & (cols < cx - cw // 2 + cw))
+    inside = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
     return torch.where(inside.unsqueeze(1), torch.full_like(x, fill), x)
 
 
