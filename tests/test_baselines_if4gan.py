@@ -132,6 +132,12 @@ def test_influence_is_deterministic(gan: Any, planted: ImageSet, metric: EvalMet
     assert first.n_traced.sum() == 8 and np.all(first.delta[first.n_traced == 0] == 0)
 
 
+def test_a_diverging_window_is_an_error_not_nan_values(gan: Any, planted: ImageSet, metric: EvalMetric) -> None:
+    window = TraceWindow(BATCH, seed=1, start_step=0, steps=3)
+    with pytest.raises(FloatingPointError, match="diverged.*lower baselines.if4gan.lr"):
+        if4gan_influence(*gan, planted, window, metric, 1e38)
+
+
 def test_bad_input_is_refused(gan: Any, planted: ImageSet, metric: EvalMetric, digits: ImageSet) -> None:
     window = TraceWindow(BATCH, seed=0, start_step=0, steps=1)
     with pytest.raises(ValueError, match="steps >= 1"):
@@ -187,9 +193,12 @@ def test_zoo_values_are_cached(digits: ImageSet, tmp_path: Path, monkeypatch: py
     result = attribution.detail
     assert data.noisy_ids is not None
     # The influence is on the GAN's metric, not on one sample: every generated image gets the values.
-    assert attribution.method == "if4gan" and attribution.scores.shape == (3, 56)
+    # Sparse over the traced images (2 steps of 16 here); the untraced count 0, as their delta is 0.
+    traced = np.flatnonzero(result.values["n_traced"].to_numpy() > 0)
+    assert attribution.method == "if4gan" and attribution.scores.shape == (3, len(traced)) and len(traced) == 32
     np.testing.assert_array_equal(attribution.values, -result.delta)
-    assert (attribution.scores == attribution.values).all()
+    np.testing.assert_array_equal(attribution.index[1], traced)
+    np.testing.assert_array_equal(attribution.matrix(), np.tile(attribution.values, (3, 1)))
     values = result.values
     assert len(values) == 56 and list(values["train_id"]) == list(data.train.ids)
     np.testing.assert_array_equal(values["value"], -result.delta)

@@ -14,7 +14,7 @@ import torch
 
 from gmval import store
 from gmval.data import load_digits
-from gmval.images import ImageSet
+from gmval.images import ImageSet, to_float
 from gmval.models import zoo
 from gmval.models.classifier import train_classifier
 from gmval.models.fid import classifier_frechet_distance, frechet_distance
@@ -66,10 +66,14 @@ def _vae_task(seed: int = 0) -> VAETask:
     return VAETask(seeded_init(seed, lambda: BetaVAE(VAEConfig(1, 8))), "adam", 1e-3)
 
 
-def _gan_task(seed: int = 0) -> GANTask:
+def _gan_task(seed: int = 0, augment: str = "") -> GANTask:
     cfg = GANConfig(1, 8)
     return GANTask(seeded_init(seed, lambda: DCGANGenerator(cfg)),
-                   seeded_init(seed + 1, lambda: DCGANDiscriminator(cfg)))
+                   seeded_init(seed + 1, lambda: DCGANDiscriminator(cfg)), augment=augment)
+
+
+def _augmented_gan_task(seed: int = 0) -> GANTask:
+    return _gan_task(seed, augment="translation,cutout")
 
 
 def _diffusion_task(seed: int = 0) -> Any:
@@ -84,7 +88,8 @@ def _diffusion_task(seed: int = 0) -> Any:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("make", [_vae_task, _gan_task, _diffusion_task], ids=["vae", "gan", "diffusion"])
+@pytest.mark.parametrize("make", [_vae_task, _gan_task, _augmented_gan_task, _diffusion_task],
+                         ids=["vae", "gan", "gan-diffaugment", "diffusion"])
 def test_resume_continues_exactly(make: Any, precision: str, tiny: ImageSet, tmp_path: Path) -> None:
     config = TrainConfig(epochs=2, batch_size=16, seed=3, checkpoint_seconds=0, keep_every=3, history_every=2,
                          precision=precision)
@@ -398,6 +403,25 @@ def test_zoo_curated_training_sets(digits_zoo: dict[str, Any]) -> None:
     assert set(noisy.noisy_ids) <= set(noisy.train.ids)
     with pytest.raises(KeyError, match="available"):
         zoo.training_data("nope", digits_zoo)
+
+
+def test_half_class_overrides_reach_the_motivation_gan_alone(digits_zoo: dict[str, Any]) -> None:
+    plain = {name: zoo._plan(name, digits_zoo, None) for name in ("motivation-gan", "fashion-mnist-gan")}
+    assert all("augment" not in plan.hyper for plan in plain.values())
+    digits_zoo["models"]["half_class"]["overrides"] = {"gan": {"augment": "translation,cutout", "lr": 1e-4}}
+    motivation = zoo._plan("motivation-gan", digits_zoo, None)
+    assert motivation.hyper == {"lr": 1e-4, "ema_decay": plain["motivation-gan"].hyper["ema_decay"],
+                                "augment": "translation,cutout"}
+    assert motivation.folder != plain["motivation-gan"].folder
+    # The full-dataset GAN keeps its settings and so its key (its committed weights stay valid).
+    assert zoo._plan("fashion-mnist-gan", digits_zoo, None).folder == plain["fashion-mnist-gan"].folder
+
+
+def test_diffaugment_changes_the_gan_step_reproducibly(tiny: ImageSet) -> None:
+    batch = Batch(x=to_float(tiny.images[:16]), y=None, index=torch.arange(16), step=0)
+    plain, augmented, again = (make().step(batch, torch.Generator().manual_seed(5))
+                               for make in (_gan_task, _augmented_gan_task, _augmented_gan_task))
+    assert augmented == again and augmented["loss_d"] != plain["loss_d"]
 
 
 def test_zoo_trains_curated_generators(digits_zoo: dict[str, Any], tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ sample, so every generated image gets the same scores: the training images' valu
 Profile keys (``profile["baselines"]["if4gan"]``):
 
 * ``steps``: traced SGD steps; ``None`` for one epoch over the training set.
-* ``lr``: η_D = η_G of the traced steps (the reference's 1e-3).
+* ``lr``: η_D = η_G of the traced steps (the reference uses 1e-3; the profile says why ours differs).
 * ``eval_latents`` / ``eval_seed``: number and seed of the fixed latents V is measured on.
 * ``metric``: ``"log-is"`` (the only one implemented).
 """
@@ -368,6 +368,9 @@ def if4gan_influence(generator: DCGANGenerator, discriminator: DCGANDiscriminato
         u_g = [g.detach() for g in torch.autograd.grad(value, psi_l)]
         u_d = [torch.zeros_like(p) for p in phi]
         metric_end = float(value.detach())
+        if not math.isfinite(metric_end):
+            raise FloatingPointError(f"IF4GAN: the {steps} traced SGD steps at lr={lr:g} diverged (V after them is "
+                                     f"{metric_end}, {metric_start:.4g} before); lower baselines.if4gan.lr")
         timings["metric_gradient"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
@@ -583,7 +586,10 @@ class IF4GAN:
         return self
 
     def score(self, generated: ImageSet | torch.Tensor | np.ndarray) -> Attribution:
-        """Every generated image's scores: the training images' values (−harmfulness), cached by every parameter.
+        """Every generated image's scores: the traced training images' values (−harmfulness), cached by every parameter.
+
+        IF4GAN's value is one per training image, the same for every generated image; the
+        result is sparse over the images its window traced (the others count 0).
 
         Raises:
             RuntimeError: before :meth:`fit`.
@@ -592,6 +598,8 @@ class IF4GAN:
             raise RuntimeError("call fit(train, model) before scoring generated images")
         result = _values(self.name, self.settings, self.profile, self.root, self.progress)
         value = result.values["value"].to_numpy(dtype=np.float64)
+        traced = np.flatnonzero(result.values["n_traced"].to_numpy() > 0)
         m = len(as_imageset(generated, "generated"))
-        return Attribution(self.method, len(value), np.tile(value, (m, 1)), values=value, timings=result.timings,
+        return Attribution(self.method, len(value), np.broadcast_to(value[traced], (m, len(traced))),
+                           index=np.broadcast_to(traced, (m, len(traced))), values=value, timings=result.timings,
                            config=result.config, detail=result)

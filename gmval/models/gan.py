@@ -42,6 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gmval.images import ImageSet
+from gmval.models.diffaugment import diff_augment
 from gmval.models.generator import check_labels, check_shape, crop_to, pad_to, padded_size, to_uint8
 from gmval.models.training import Batch, TrainConfig, TrainResult, default_device, seeded_init, train, update_ema
 
@@ -161,12 +162,15 @@ class GANTask:
         lr: Adam learning rate of both.
         betas: Adam betas of both.
         ema_decay: decay of the weight average of G that samples (0: no average, the live G samples).
+        augment: DiffAugment policy every image D sees goes through, real and generated, in both
+            updates (:func:`~gmval.models.diffaugment.diff_augment`; ``""``: none).
     """
 
     def __init__(self, generator: DCGANGenerator, discriminator: DCGANDiscriminator, lr: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), ema_decay: float = 0.0) -> None:
+                 betas: tuple[float, float] = (0.5, 0.999), ema_decay: float = 0.0, augment: str = "") -> None:
         self.g, self.d = generator, discriminator
         self.ema_decay = ema_decay
+        self.augment = augment
         self.g_ema = copy.deepcopy(generator).requires_grad_(False) if ema_decay > 0 else None
         self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=True)
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas, fused=True)
@@ -188,6 +192,10 @@ class GANTask:
         device = next(self.g.parameters()).device
         return torch.randn(n, self.g.config.z_dim, generator=generator, device=device)
 
+    def seen(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Images as D sees them: through the ``augment`` policy, each call with fresh draws from ``generator``."""
+        return diff_augment(x, self.augment, generator)
+
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Mean softplus(-D(real)) + mean softplus(D(fake)), images in [-1, 1]."""
         return F.softplus(-self.d(real)).mean() + F.softplus(self.d(fake)).mean()
@@ -199,13 +207,14 @@ class GANTask:
     def step(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
         real = batch.x * 2.0 - 1.0
         fake = self.g(self.latents(len(real), generator))
-        loss_d = self.discriminator_loss(real, fake.detach())
+        # Augmentations are drawn after the latents, so a run without them draws the same latents as before.
+        loss_d = self.discriminator_loss(self.seen(real, generator), self.seen(fake.detach(), generator))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
         # D's weight gradients are not needed for G's update; skipping them saves a third of D's backward.
         self.d.requires_grad_(False)
-        loss_g = self.generator_loss(fake)
+        loss_g = self.generator_loss(self.seen(fake, generator))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.d.requires_grad_(True)
@@ -216,7 +225,7 @@ class GANTask:
 
 
 def train_gan(data: ImageSet, folder: Path, config: GANConfig, train_config: TrainConfig, lr: float = 2e-4,
-              ema_decay: float = 0.0, params: dict[str, Any] | None = None, progress: bool = True,
+              ema_decay: float = 0.0, augment: str = "", params: dict[str, Any] | None = None, progress: bool = True,
               device: torch.device | None = None) -> tuple[DCGANGenerator, TrainResult]:
     """Train (or resume, or just load) the GAN on ``data`` in ``folder``.
 
@@ -227,6 +236,7 @@ def train_gan(data: ImageSet, folder: Path, config: GANConfig, train_config: Tra
         train_config: epochs, batch size, seed, checkpoint cadence.
         lr: Adam learning rate of G and D.
         ema_decay: decay of G's weight average that samples (0: the live G samples).
+        augment: DiffAugment policy of D's inputs (``""``: none).
         params: extra identifying parameters recorded with the run.
         progress: show a tqdm bar.
         device: where to train; default GPU when present.
@@ -238,9 +248,12 @@ def train_gan(data: ImageSet, folder: Path, config: GANConfig, train_config: Tra
     device = device or default_device()
     g = seeded_init(train_config.seed, lambda: DCGANGenerator(config)).to(device)
     d = seeded_init(train_config.seed + 1, lambda: DCGANDiscriminator(config)).to(device)
-    task = GANTask(g, d, lr=lr, ema_decay=ema_decay)
+    task = GANTask(g, d, lr=lr, ema_decay=ema_decay, augment=augment)
     run_params = {"model": "dcgan", "config": asdict(config), "lr": lr, **(params or {})}
     if ema_decay > 0:
         run_params["ema_decay"] = ema_decay
+    # Recorded only when used, so that the runs without augmentation keep their parameters.
+    if augment:
+        run_params["augment"] = augment
     result = train(task, data, train_config, folder, run_params, desc="dcgan", progress=progress)
     return task.sampler.eval(), result

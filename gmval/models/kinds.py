@@ -153,13 +153,15 @@ class GANKind(ModelKind):
         return GANConfig(channels=c, image_size=h)
 
     def hyper(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return {"lr": settings["lr"], "ema_decay": settings["ema_decay"]}
+        # ``augment`` enters the key only when set, so the GANs without it keep their keys and committed weights.
+        augment = {"augment": settings["augment"]} if settings.get("augment") else {}
+        return {"lr": settings["lr"], "ema_decay": settings["ema_decay"], **augment}
 
     def train(self, data: ImageSet, folder: Path, config: GANConfig, train_config: TrainConfig,
               hyper: Mapping[str, Any], sampling: Mapping[str, Any], params: dict[str, Any],
               progress: bool) -> DCGANGenerator:
         model, _ = train_gan(data, folder, config, train_config, lr=hyper["lr"], ema_decay=hyper["ema_decay"],
-                             params=params, progress=progress)
+                             augment=hyper.get("augment", ""), params=params, progress=progress)
         return model
 
     def sampler(self, config: Mapping[str, Any], sampling: Mapping[str, Any]) -> DCGANGenerator:

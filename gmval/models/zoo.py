@@ -251,12 +251,19 @@ def kind_settings(name: str, profile: Profile) -> dict[str, Any]:
     """The ``models.<kind>`` settings of generator ``name``, resolved for it.
 
     A setting given per dataset (a map such as ``beta: {"mnist": 4.0, ...}``) becomes the value
-    for the generator's dataset; a ``half-class`` generator trains for ``half_class.epochs``.
+    for the generator's dataset; a ``half-class`` generator trains for ``half_class.epochs`` and takes
+    the settings of ``half_class.overrides.<kind>`` over the others.
     """
     spec, m = _spec(name), _models(profile)
     dataset = dataset_of(name, profile)
     settings = {key: value[dataset] if isinstance(value, Mapping) else value for key, value in m[spec.kind].items()}
     if spec.curation == "half-class":
+        overrides = m["half_class"]["overrides"][spec.kind]
+        unknown = sorted(set(overrides) - set(settings))
+        if unknown:
+            raise KeyError(f"models.half_class.overrides.{spec.kind}: {unknown} are not models.{spec.kind} settings "
+                           f"({sorted(settings)})")
+        settings.update(overrides)
         settings["epochs"] = m["half_class"]["epochs"][spec.kind]
     return settings
 
