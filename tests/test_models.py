@@ -406,9 +406,15 @@ def test_zoo_curated_training_sets(digits_zoo: dict[str, Any]) -> None:
 
 
 def test_half_class_overrides_reach_the_motivation_gan_alone(digits_zoo: dict[str, Any]) -> None:
+    overrides = digits_zoo["models"]["half_class"]["overrides"]
+    assert overrides["gan"] == {"augment": "translation,cutout"}  # every profile inherits the default's
+    overrides["gan"] = {}
     plain = {name: zoo._plan(name, digits_zoo, None) for name in ("motivation-gan", "fashion-mnist-gan")}
     assert all("augment" not in plan.hyper for plan in plain.values())
-    digits_zoo["models"]["half_class"]["overrides"] = {"gan": {"augment": "translation,cutout", "lr": 1e-4}}
+    overrides["gan"] = {"augmnt": "translation"}
+    with pytest.raises(KeyError, match=r"half_class.overrides.gan: \['augmnt'\]"):
+        zoo._plan("motivation-gan", digits_zoo, None)
+    overrides["gan"] = {"augment": "translation,cutout", "lr": 1e-4}
     motivation = zoo._plan("motivation-gan", digits_zoo, None)
     assert motivation.hyper == {"lr": 1e-4, "ema_decay": plain["motivation-gan"].hyper["ema_decay"],
                                 "augment": "translation,cutout"}

@@ -83,7 +83,7 @@ def _scorer(name: str, profile: Profile, root: Path | None
 
     def score(model: nn.Module, tag: str) -> dict[str, Any]:
         images, labels = zoo.draw(model, m["quality_samples"], zoo.QUALITY_SEED, profile, plan.dataset, root,
-                                  label=label if conditional else None)
+                                  label=zoo.quality_label(name, profile))
         fake = ImageSet(images=images, ids=np.arange(len(images)), labels=labels, name=f"{name}-{tag}")
         return zoo.sample_quality(fake, plan.dataset, reference, real_train, classifier, conditional, label)
 

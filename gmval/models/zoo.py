@@ -215,6 +215,12 @@ def single_class(name: str, profile: Profile = "default") -> int | None:
     return _models(profile)["half_class"]["label"] if _spec(name).curation == "half-class" else None
 
 
+def quality_label(name: str, profile: Profile = "default") -> int | None:
+    """The class a conditional generator of one class is asked for when its quality is measured, else None
+    (a conditional generator of every class draws each class in turn; an unconditional one is not asked)."""
+    return single_class(name, profile) if model_kind(_spec(name).kind).conditional else None
+
+
 def reference_images(name: str, profile: Profile = "default") -> ImageSet:
     """Held-out real images a generator's samples are compared with: the test split (capped), of its
     one class for a generator of one class (:func:`single_class`)."""
@@ -531,7 +537,7 @@ def quality(name: str, profile: Profile = "default", root: Path | None = None,
     plan = _plan(name, profile, root)
     label = single_class(name, profile)
     fake = sample(name, m["quality_samples"], QUALITY_SEED, profile, root, progress,
-                  label=label if model_kind(plan.kind).conditional else None)
+                  label=quality_label(name, profile))
     classifier, classifier_report = get_classifier(plan.dataset, profile, root, progress)
     real = reference_images(name, profile)
     real_train = _capped(plan.data.train, len(fake), m["seed"])
