@@ -9,7 +9,7 @@
 * ``figures/notebooks/<name>.ipynb``: each executed notebook, readable without running anything,
   made byte-stable (:func:`publish_notebook`): papermill's per-cell clocks move to the timing
   table's world (dropped here) and stderr streams (progress bars, whose rates change every run)
-  are removed; every figure and printed result stays.
+  are removed, and the checkout's path becomes ``<repo>``; every figure and printed result stays.
 
 ``python -m gmval.runlog record PROFILE STEP SECONDS FRESH`` and
 ``python -m gmval.runlog publish EXECUTED.ipynb`` are what ``run_all.sh`` calls.
@@ -130,11 +130,13 @@ def runtime_sentences(folder: Path | None = None, profile: str = "default") -> s
     return text
 
 
-def publish_notebook(executed: Path, folder: Path | None = None) -> Path:
+def publish_notebook(executed: Path, folder: Path | None = None, root: Path | None = None) -> Path:
     """Copy an executed notebook to ``<figures>/notebooks/`` without what changes on every identical rerun.
 
     Removed: papermill's clocks (per cell and for the notebook) and stderr streams (progress bars,
-    warnings). Kept: every cell, its printed output, tables and figures.
+    warnings); the checkout's absolute path (``root``, default the repository) in printed paths
+    becomes ``<repo>``, so two clones publish the same bytes. Kept: every cell, its printed
+    output, tables and figures.
     """
     nb = json.loads(executed.read_text())
     out = copy.deepcopy(nb)
@@ -147,7 +149,8 @@ def publish_notebook(executed: Path, folder: Path | None = None) -> Path:
                                                                    and o.get("name") == "stderr")]
     target = (paths.FIGURES if folder is None else folder) / "notebooks" / executed.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, json.dumps(out, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    text = json.dumps(out, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    atomic_write_text(target, text.replace(str(paths.ROOT if root is None else root), "<repo>"))
     return target
 
 

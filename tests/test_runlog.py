@@ -55,7 +55,7 @@ def _executed(path: Path, seconds: float, bar: str) -> Path:
              "duration": seconds, "exception": False, "status": "completed"}
     nb = {"cells": [{"cell_type": "code", "execution_count": 1, "source": "print(1)",
                      "metadata": {"papermill": dict(clock), "execution": {"iopub.status.busy": "x"}},
-                     "outputs": [{"output_type": "stream", "name": "stdout", "text": "0.42\n"},
+                     "outputs": [{"output_type": "stream", "name": "stdout", "text": f"0.42 {path.parent}/fig.png\n"},
                                  {"output_type": "stream", "name": "stderr", "text": bar},
                                  {"output_type": "display_data", "data": {"image/png": "iVBOR"}, "metadata": {}}]}],
           "metadata": {"papermill": {**clock, "parameters": {"profile": "ci"}}},
@@ -67,9 +67,13 @@ def _executed(path: Path, seconds: float, bar: str) -> Path:
 def test_published_notebooks_differ_only_where_the_run_does(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = runlog.publish_notebook(_executed(tmp_path / "a" / "01_x.ipynb", 12.5, "100%|#| 3.1 it/s"), tmp_path / "pa")
-    b = runlog.publish_notebook(_executed(tmp_path / "b" / "01_x.ipynb", 40.0, "100%|#| 9.9 it/s"), tmp_path / "pb")
+    # two clones (a, b) of the repository, two runs with other clocks and progress rates
+    a = runlog.publish_notebook(_executed(tmp_path / "a" / "01_x.ipynb", 12.5, "100%|#| 3.1 it/s"), tmp_path / "pa",
+                                root=tmp_path / "a")
+    b = runlog.publish_notebook(_executed(tmp_path / "b" / "01_x.ipynb", 40.0, "100%|#| 9.9 it/s"), tmp_path / "pb",
+                                root=tmp_path / "b")
     assert a.read_bytes() == b.read_bytes()
+    assert "0.42 <repo>/fig.png" in a.read_text()
     cell = json.loads(a.read_text())["cells"][0]
     assert [o.get("name", o["output_type"]) for o in cell["outputs"]] == ["stdout", "display_data"]
     assert cell["metadata"]["papermill"] == {"status": "completed"} and "execution" not in cell["metadata"]
