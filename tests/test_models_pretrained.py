@@ -156,7 +156,7 @@ def test_a_curve_snapshot_is_the_shorter_run(name: str, digits_zoo: dict[str, An
     scored = pd.DataFrame({"generator": name, "epoch": [1, 2, 3], "fd": [9.0, 4.0, float("nan")]})
     record = curve.export_record(name, digits_zoo, 3, 2, scored, "abc1234", root=tmp_path / "curve")
     assert record["epochs"] == 2 and record["quality"] == {"fd": 4.0} and record["code_commit"] == "abc1234"
-    assert 0 < record["training_wall_seconds"]
+    assert 0 <= record["training_wall_seconds"]
     with pytest.raises(ValueError, match="0 rows for epoch 5"):
         curve.export_record(name, digits_zoo, 3, 5, scored, "abc1234", root=tmp_path / "curve")
     curve.export_snapshot(name, digits_zoo, 3, 2, record, root=tmp_path / "curve", directory=shipped)
