@@ -105,8 +105,7 @@ for nb in "${notebooks[@]}"; do
   start=$(date +%s)
   .venv/bin/papermill "$nb" "$out/$name.ipynb" -p profile "$profile" --cwd notebooks -k python3 --log-output
   echo "$(( $(date +%s) - start ))" > "$stamp"
-  "$VPY" -m gmval.runlog record "$profile" "$name" "$(cat "$stamp")" "$fresh"
-  "$VPY" -m gmval.runlog publish "$out/$name.ipynb" >/dev/null
+  "$VPY" -m gmval.runlog record "$profile" "$name" "$(cat "$stamp")" "$fresh" --executed "$out/$name.ipynb" >/dev/null
   echo "== $name finished in $(cat "$stamp") s"
 done
 .venv/bin/python -m gmval.reproduction figures/REPRODUCTION.md

@@ -11,8 +11,9 @@
   table's world (dropped here) and stderr streams (progress bars, whose rates change every run)
   are removed, and the checkout's path becomes ``<repo>``; every figure and printed result stays.
 
-``python -m gmval.runlog record PROFILE STEP SECONDS FRESH`` and
-``python -m gmval.runlog publish EXECUTED.ipynb`` are what ``run_all.sh`` calls.
+``python -m gmval.runlog record PROFILE STEP SECONDS FRESH [--executed EXECUTED.ipynb]`` is what
+``run_all.sh`` calls, once per step (one interpreter start-up: importing gmval imports torch);
+``python -m gmval.runlog publish EXECUTED.ipynb`` publishes alone.
 """
 
 from __future__ import annotations
@@ -167,12 +168,13 @@ def main(argv: list[str] | None = None) -> None:
     rec.add_argument("step")
     rec.add_argument("seconds", type=float)
     rec.add_argument("fresh", type=int, choices=(0, 1), help="1 when the run started without caches")
+    rec.add_argument("--executed", type=Path, help="the step's executed notebook, published as well")
     pub = sub.add_parser("publish", help="copy an executed notebook to figures/notebooks/, byte-stable")
     pub.add_argument("executed", type=Path)
     args = parser.parse_args(argv)
     if args.command == "record":
         record(args.profile, args.step, args.seconds, bool(args.fresh))
-    else:
+    if args.executed is not None:
         print(publish_notebook(args.executed))
 
 

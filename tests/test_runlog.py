@@ -78,3 +78,13 @@ def test_published_notebooks_differ_only_where_the_run_does(tmp_path: Path) -> N
     assert [o.get("name", o["output_type"]) for o in cell["outputs"]] == ["stdout", "display_data"]
     assert cell["metadata"]["papermill"] == {"status": "completed"} and "execution" not in cell["metadata"]
     assert json.loads(a.read_text())["metadata"]["papermill"]["parameters"] == {"profile": "ci"}
+
+
+def test_one_record_call_times_and_publishes_a_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runlog.paths, "FIGURES", tmp_path / "figures")
+    executed = _executed(tmp_path / "02_y.ipynb", 3.0, "bar")
+    runlog.main(["record", "default", "02_y", "3", "1", "--executed", str(executed)])
+    table = pd.read_csv(runlog.timings_csv(), dtype={"step": str})
+    assert table[["step", "seconds", "fresh"]].values.tolist() == [["02_y", 3.0, 1]]
+    published = json.loads((tmp_path / "figures" / "notebooks" / "02_y.ipynb").read_text())
+    assert [o["name"] for o in published["cells"][0]["outputs"] if "name" in o] == ["stdout"]

@@ -154,7 +154,7 @@ class GANKind(ModelKind):
 
     def hyper(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         # ``augment`` enters the key only when set, so the GANs without it keep their keys and committed weights.
-        augment = {"augment": settings["augment"]} if settings.get("augment") else {}
+        augment = {"augment": settings["augment"]} if settings["augment"] else {}
         return {"lr": settings["lr"], "ema_decay": settings["ema_decay"], **augment}
 
     def train(self, data: ImageSet, folder: Path, config: GANConfig, train_config: TrainConfig,
